@@ -89,8 +89,14 @@ def test_statements_carry_their_first_line():
         "-- trailing comment only\n"        # 8
     )
     got = core.statements(sql)
-    assert [s.line for s in got] == [1, 4, 7]
+    assert [s.line for s in got] == [2, 4, 7]
+    assert got[0].sql.startswith("CREATE TABLE a")
     assert "CREATE TABLE a" in got[0].sql and "RAISE NOTICE 'a;b'" in got[1].sql and got[2].sql.endswith("'it''s;';")
+
+
+def test_a_statement_opening_with_a_parenthesis_keeps_it():
+    (got,) = core.statements("-- c\n(SELECT 1) UNION (SELECT 2);")
+    assert (got.line, got.sql) == (2, "(SELECT 1) UNION (SELECT 2);")
 
 
 def test_shipped_migrations_parse_and_pair():

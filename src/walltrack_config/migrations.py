@@ -140,26 +140,29 @@ def discover(directory: Path | None = None) -> list[Migration]:
 
 
 def statements(sql: str) -> list[Statement]:
-    """Split a script into statements, each with the line it starts on."""
+    """Split a script into statements, each starting at its first line of code (leading comments dropped)."""
     import sqlparse  # only the runner needs it; keep the CLI's start-up light
 
     found, offset = [], 0
     for text in sqlparse.split(sql):
         start = sql.index(text, offset)
         offset = start + len(text)
-        if _is_code(text):
-            found.append(Statement(sql.count("\n", 0, start) + 1, text))
+        code = _code_offset(text)
+        if code is not None:
+            found.append(Statement(sql.count("\n", 0, start + code) + 1, text[code:]))
     return found
 
 
-def _is_code(text: str) -> bool:
+def _code_offset(text: str) -> int | None:
+    """Where the first token that is not blank, comment or lone ';' starts; None for no code at all."""
     import sqlparse
 
-    return any(
-        not token.is_whitespace and token.ttype not in sqlparse.tokens.Comment
-        and token.ttype is not sqlparse.tokens.Punctuation
-        for token in sqlparse.parse(text)[0].flatten()
-    )
+    position = 0
+    for token in sqlparse.parse(text)[0].flatten():
+        if not (token.is_whitespace or token.ttype in sqlparse.tokens.Comment or token.value == ";"):
+            return position
+        position += len(token.value)
+    return None
 
 
 def replay(rows: Iterable[HistoryRow]) -> dict[int, Applied]:
