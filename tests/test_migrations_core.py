@@ -99,6 +99,45 @@ def test_a_statement_opening_with_a_parenthesis_keeps_it():
     assert (got.line, got.sql) == (2, "(SELECT 1) UNION (SELECT 2);")
 
 
+def test_statements_keep_begin_atomic_bodies_whole_and_count_lines_in_characters():
+    sql = (
+        "-- é, ü: multi-byte text before the code\n"
+        "CREATE FUNCTION f(x int) RETURNS int LANGUAGE sql\n"
+        "BEGIN ATOMIC\n"
+        "  SELECT CASE WHEN x > 0 THEN 1 ELSE 0 END;\n"
+        "  SELECT 'ü;';\n"
+        "END;\n"
+        "SELECT f(1);\n"
+    )
+    got = core.statements(sql)
+    assert [s.line for s in got] == [2, 7]
+    assert got[0].sql.endswith("END;") and "SELECT 'ü;';" in got[0].sql and got[1].sql == "SELECT f(1);"
+
+
+@pytest.mark.parametrize("broken, line", [("SELECT 1;\nSELECT 'abc", 2), ("\n\nDO $$ BEGIN", 3), ("SELECT /* open", 1)])
+def test_an_unterminated_string_or_comment_makes_the_folder_malformed(broken, line):
+    with pytest.raises(MalformedMigrations, match=f"V1__a.sql: line {line}: unterminated"):
+        core.parse(HERE, {"V1__a.sql": broken})
+
+
+FRAGMENTS = st.sampled_from([
+    "SELECT 1", "SELECT 'a;b'", "SELECT 'it''s; ok'", 'SELECT "odd;name" FROM t',
+    "DO $$ BEGIN PERFORM 1; END $$", "DO $body$ SELECT ';' $body$", "SELECT E'\\\\;'",
+    "CREATE TABLE t (x INT) -- trailing; comment\n", "SELECT /* inner; */ 2",
+])
+SEPARATORS = st.sampled_from(["\n", "\n\n", " ", "\n-- between; statements\n", "\n/* block; */\n"])
+
+
+@given(st.lists(st.tuples(SEPARATORS, FRAGMENTS), min_size=1, max_size=8))
+def test_statements_recover_exactly_what_was_joined(parts):
+    script, expected = "", []
+    for separator, fragment in parts:
+        script += separator
+        expected.append((script.count("\n") + 1, fragment + ";"))
+        script += fragment + ";"
+    assert [(s.line, s.sql) for s in core.statements(script)] == expected
+
+
 def test_shipped_migrations_parse_and_pair():
     shipped = core.discover()
     assert [(m.version, m.undo is not None) for m in shipped][:1] == [(8, True)]

@@ -2,7 +2,7 @@
 
 typer only wraps plain functions from the library; this module alone prints, and
 `main` alone turns a ConfigError into one line on stderr and an exit code.
-Heavy imports (psycopg, rich, sqlparse) happen inside commands so --help stays instant.
+Heavy imports (psycopg, rich, pglast) happen inside commands so --help stays instant.
 """
 
 from __future__ import annotations

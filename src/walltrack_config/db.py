@@ -41,9 +41,13 @@ def check_url(url: str) -> None:
     if scheme and scheme[1] not in ("postgresql", "postgres"):
         raise InvalidDatabaseUrl(url, f"scheme {scheme[1]!r}, expected postgresql://")
     try:
-        conninfo_to_dict(url)
+        info = conninfo_to_dict(url)
     except ProgrammingError as exc:
         raise InvalidDatabaseUrl(url, _one_line(str(exc))) from None
+    # libpq only finds a bad port at connect time, as a confusing name-resolution error.
+    for port in str(info.get("port") or "").split(","):
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise InvalidDatabaseUrl(url, f"port {port!r} is not a number from 1 to 65535")
 
 
 def describe(url: str) -> str:

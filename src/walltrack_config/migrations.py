@@ -29,10 +29,17 @@ FILENAME = re.compile(r"^(?P<kind>[VU])(?P<version>[0-9]+)__(?P<slug>[A-Za-z0-9_
 
 
 @dataclass(frozen=True)
+class Statement:
+    line: int
+    sql: str
+
+
+@dataclass(frozen=True)
 class Script:
     path: Path
     sql: str
     checksum: str
+    statements: tuple[Statement, ...]
 
 
 @dataclass(frozen=True)
@@ -45,12 +52,6 @@ class Migration:
     @property
     def name(self) -> str:
         return self.apply.path.name
-
-
-@dataclass(frozen=True)
-class Statement:
-    line: int
-    sql: str
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,12 @@ def parse(directory: Path, texts: Mapping[str, str]) -> list[Migration]:
         if key in scripts:
             problems.append(Problem(path, f"duplicate version {version} (also {scripts[key][1].path.name})"))
             continue
-        scripts[key] = (match["slug"], Script(path, texts[name], checksum(texts[name])))
+        try:
+            found = statements(texts[name])
+        except ScriptSyntaxError as exc:
+            problems.append(Problem(path, f"line {exc.line}: {exc.message}"))
+            continue
+        scripts[key] = (match["slug"], Script(path, texts[name], checksum(texts[name]), tuple(found)))
 
     migrations = []
     for (kind, version), (slug, script) in scripts.items():
@@ -139,30 +145,45 @@ def discover(directory: Path | None = None) -> list[Migration]:
     return parse(directory, texts)
 
 
+class ScriptSyntaxError(ValueError):
+    def __init__(self, line: int, message: str):
+        self.line, self.message = line, message
+        super().__init__(f"line {line}: {message}")
+
+
 def statements(sql: str) -> list[Statement]:
-    """Split a script into statements, each starting at its first line of code (leading comments dropped)."""
-    import sqlparse  # only the runner needs it; keep the CLI's start-up light
+    """Split a script as PostgreSQL's own lexer reads it; each statement starts at its first code line.
 
-    found, offset = [], 0
-    for text in sqlparse.split(sql):
-        start = sql.index(text, offset)
-        offset = start + len(text)
-        code = _code_offset(text)
-        if code is not None:
-            found.append(Statement(sql.count("\n", 0, start + code) + 1, text[code:]))
+    Comments between statements are dropped; a ';' inside a BEGIN ATOMIC body does not end it.
+    """
+    from pglast.parser import ParseError, scan  # only the runner needs it; keep --help light
+
+    try:
+        tokens = scan(sql)
+    except ParseError as exc:
+        raise ScriptSyntaxError(sql.count("\n", 0, exc.args[1]) + 1, exc.args[0]) from None
+    found: list[Statement] = []
+    start, depth, previous = None, 0, ""
+    for token in tokens:  # offsets count characters; `end` is inclusive
+        if token.name in ("SQL_COMMENT", "C_COMMENT"):
+            continue
+        if token.name == "ASCII_59" and depth == 0:
+            if start is not None:
+                found.append(Statement(sql.count("\n", 0, start) + 1, sql[start : token.end + 1]))
+            start = None
+            continue
+        if start is None:
+            start = token.start
+        if token.name == "ATOMIC" and previous == "BEGIN_P":
+            depth += 1
+        elif depth and token.name == "CASE":
+            depth += 1
+        elif depth and token.name == "END_P":
+            depth -= 1
+        previous = token.name
+    if start is not None:
+        found.append(Statement(sql.count("\n", 0, start) + 1, sql[start:]))
     return found
-
-
-def _code_offset(text: str) -> int | None:
-    """Where the first token that is not blank, comment or lone ';' starts; None for no code at all."""
-    import sqlparse
-
-    position = 0
-    for token in sqlparse.parse(text)[0].flatten():
-        if not (token.is_whitespace or token.ttype in sqlparse.tokens.Comment or token.value == ";"):
-            return position
-        position += len(token.value)
-    return None
 
 
 def replay(rows: Iterable[HistoryRow]) -> dict[int, Applied]:

