@@ -143,3 +143,11 @@ def test_help_does_not_import_the_database_stack():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.stdout.strip() == "[]"
     assert "db" in run_cli("--help").stdout
+
+
+def test_an_embedded_server_that_cannot_start_is_one_line_and_exit_2(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where WALLTRACK_HOME should be a folder")
+    done = run_cli("db", "migrate", env={"WALLTRACK_HOME": str(blocker)})
+    assert_one_line_error(done, 2, "embedded PostgreSQL", "not-a-folder")
+    assert run_cli("embedded", "stop", env={"WALLTRACK_HOME": str(tmp_path / "empty")}).stdout.strip() == "not running"

@@ -69,18 +69,18 @@ def test_v8_reuses_an_enum_left_by_a_failed_run_and_u8_leaves_it(empty_db):
     assert catalog(empty_db) == before
 
 
-def test_v8_refuses_an_enum_with_other_labels_and_writes_nothing(empty_db):
-    run_file(empty_db, "CREATE SCHEMA walltrack; CREATE TYPE walltrack.config_status AS ENUM ('on', 'off')")
+@pytest.mark.parametrize(
+    "existing, error, message",
+    [
+        ("CREATE TYPE walltrack.config_status AS ENUM ('on', 'off')", psycopg.errors.RaiseException,
+         "config_status exists with other labels"),
+        ("CREATE TABLE walltrack.risk_config (id INT)", psycopg.errors.DuplicateTable, "risk_config"),
+    ],
+)
+def test_v8_refuses_what_it_would_wrongly_adopt_and_writes_nothing(empty_db, existing, error, message):
+    run_file(empty_db, f"CREATE SCHEMA walltrack; {existing}")
     before = catalog(empty_db)
-    with pytest.raises(psycopg.errors.RaiseException, match="config_status exists with other labels"):
-        run_file(empty_db, V8.sql)
-    assert catalog(empty_db) == before
-
-
-def test_v8_refuses_to_adopt_an_existing_config_table(empty_db):
-    run_file(empty_db, "CREATE SCHEMA walltrack; CREATE TABLE walltrack.risk_config (id INT)")
-    before = catalog(empty_db)
-    with pytest.raises(psycopg.errors.DuplicateTable, match="risk_config"):
+    with pytest.raises(error, match=message):
         run_file(empty_db, V8.sql)
     assert catalog(empty_db) == before
 

