@@ -114,3 +114,60 @@ class MissingUndo(MigrationError):
     def __init__(self, version: int, expected: str):
         self.version, self.expected = version, expected
         super().__init__(f"V{version} has no undo file ({expected}); nothing was undone")
+
+
+# -- the configuration lifecycle ------------------------------------------------
+
+
+class NotFound(ConfigError):
+    def __init__(self, table: str, id: object = None, message: str | None = None):
+        self.table, self.id = table, id
+        super().__init__(message or f"no row {id} in {table}")
+
+
+class UnknownDomain(NotFound):
+    def __init__(self, domain: str, domains: tuple[str, ...]):
+        self.domain = domain
+        super().__init__("walltrack", None, f"unknown domain {domain!r}; domains are {', '.join(domains)}")
+
+
+class InvalidTransition(ConfigError):
+    """A lifecycle rule was broken; `hint` says what to do instead."""
+
+    def __init__(self, table: str, message: str, hint: str | None = None, id: object = None):
+        self.table, self.hint, self.id = table, hint, id
+        super().__init__(f"{message} ({hint})" if hint else message)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class InvalidValue(ConfigError):
+    def __init__(self, table: str, errors: list[FieldError]):
+        self.table, self.errors = table, errors
+        super().__init__(f"invalid {table}: " + "; ".join(map(str, errors)))
+
+    @property
+    def fields(self) -> list[str]:
+        return [e.field for e in self.errors]
+
+
+class UnknownField(InvalidValue):
+    def __init__(self, table: str, field: str, suggestion: str | None = None):
+        self.field, self.suggestion = field, suggestion
+        hint = f"did you mean {suggestion}?" if suggestion else "not a setting of this table"
+        super().__init__(table, [FieldError(field, f"unknown field; {hint}")])
+
+
+class ConcurrentChange(ConfigError):
+    """Someone else changed the row first; reload and try again."""
+
+    def __init__(self, table: str, message: str, id: object = None, expected: int | None = None):
+        self.table, self.id, self.expected = table, id, expected
+        super().__init__(f"{message}; reload and try again")

@@ -1,0 +1,50 @@
+"""The audit trail: what changed in a domain, who changed it, when and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from .lifecycle import _translated, model_of
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of walltrack.config_audit_log."""
+
+    id: int
+    config_table: str
+    config_id: UUID
+    action: str
+    old_values: dict[str, Any] | None
+    new_values: dict[str, Any] | None
+    changed_fields: list[str] | None
+    reason: str | None
+    performed_by: str
+    performed_at: datetime
+    source_ip: str | None
+    user_agent: str | None
+
+    def columns(self) -> dict[str, Any]:
+        """Every column under its own name (JSON-ready values)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return values | {"config_id": str(self.config_id), "performed_at": self.performed_at.isoformat()}
+
+
+def history(conn: psycopg.Connection, domain: str, limit: int = 50, since: datetime | None = None) -> list[AuditEntry]:
+    """A domain's audit entries, newest first."""
+    from psycopg.rows import class_row
+
+    table = model_of(domain).table
+    query = """SELECT id, config_table, config_id, action, old_values, new_values, changed_fields, reason,
+                      performed_by, performed_at, source_ip, user_agent
+               FROM walltrack.config_audit_log
+               WHERE config_table = %s AND performed_at >= coalesce(%s, '-infinity'::timestamptz)
+               ORDER BY performed_at DESC, id DESC LIMIT %s"""
+    with _translated(domain), conn.cursor(row_factory=class_row(AuditEntry)) as cur:
+        return cur.execute(query, [table, since, limit]).fetchall()

@@ -1,0 +1,250 @@
+"""The configuration lifecycle, as a typed Python door to the rules V9 keeps in PostgreSQL.
+
+Every change goes through the SQL functions of schema walltrack (so psql users get the same
+rules) and takes an actor and a reason for the audit trail. PostgreSQL's errors are turned
+into the ConfigError family here, once.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from pydantic import ValidationError
+
+from .errors import (
+    ConcurrentChange,
+    DatabaseUnavailable,
+    FieldError,
+    InvalidTransition,
+    InvalidValue,
+    NotFound,
+    UnknownDomain,
+    UnknownField,
+)
+from .models import DOMAINS, MODELS, Settings
+
+if TYPE_CHECKING:
+    import psycopg
+
+META = ("id", "name", "status", "version", "description", "created_at", "updated_at", "created_by", "updated_by")
+LABELS = ("name", "description")  # editable on a draft besides the settings
+
+
+@dataclass(frozen=True)
+class ConfigRow:
+    """One row of a config table: its lifecycle columns and its typed settings."""
+
+    domain: str
+    id: UUID
+    name: str
+    status: str
+    version: int
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None
+    updated_by: str | None
+    settings: Settings
+
+    def columns(self) -> dict[str, Any]:
+        """Every column of the table under its own name (JSON-ready values)."""
+        meta = {name: getattr(self, name) for name in META}
+        meta.update(id=str(self.id), created_at=self.created_at.isoformat(), updated_at=self.updated_at.isoformat())
+        return meta | self.settings.model_dump(mode="json")
+
+
+def model_of(domain: str) -> type[Settings]:
+    try:
+        return MODELS[domain]
+    except KeyError:
+        raise UnknownDomain(domain, DOMAINS) from None
+
+
+def table_of(domain: str) -> str:
+    return f"walltrack.{model_of(domain).table}"
+
+
+# -- reading -------------------------------------------------------------------
+
+
+def active(conn: psycopg.Connection, domain: str) -> Settings:
+    """The active settings of a domain, typed."""
+    return active_row(conn, domain).settings
+
+
+def active_row(conn: psycopg.Connection, domain: str) -> ConfigRow:
+    found = _select(conn, domain, "status = 'active'")
+    if not found:
+        raise NotFound(table_of(domain), message=f"{table_of(domain)} has no active row")
+    return found[0]
+
+
+def get(conn: psycopg.Connection, domain: str, row_id: UUID | str) -> ConfigRow:
+    found = _select(conn, domain, "id = %s", [_uuid(domain, row_id)])
+    if not found:
+        raise NotFound(table_of(domain), row_id)
+    return found[0]
+
+
+def rows(conn: psycopg.Connection, domain: str, status: str | None = None) -> list[ConfigRow]:
+    """Rows of a domain, newest first, optionally of one status."""
+    if status is None:
+        return _select(conn, domain, "true")
+    if status not in ("default", "draft", "active", "archived"):
+        raise InvalidValue(table_of(domain), [FieldError("status", "one of default, draft, active, archived")])
+    return _select(conn, domain, "status = %s", [status])
+
+
+def drafts(conn: psycopg.Connection, domain: str) -> list[ConfigRow]:
+    return rows(conn, domain, "draft")
+
+
+def _select(conn: psycopg.Connection, domain: str, where: str, params: list | None = None) -> list[ConfigRow]:
+    from psycopg import sql
+    from psycopg.rows import dict_row
+
+    query = sql.SQL("SELECT * FROM walltrack.{} WHERE {} ORDER BY created_at DESC, id").format(
+        sql.Identifier(model_of(domain).table), sql.SQL(where))
+    with _translated(domain), conn.cursor(row_factory=dict_row) as cur:
+        return [_row(domain, record) for record in cur.execute(query, params)]
+
+
+def _row(domain: str, record: dict[str, Any]) -> ConfigRow:
+    meta = {name: record.pop(name) for name in META}
+    meta["status"] = str(meta["status"])
+    return ConfigRow(domain=domain, settings=model_of(domain).model_validate(record), **meta)
+
+
+# -- changing ------------------------------------------------------------------
+
+
+def clone(conn: psycopg.Connection, domain: str, source: UUID | str = "active", *, actor: str,
+          reason: str | None = None, name: str | None = None) -> ConfigRow:
+    """A new draft copied from a row: 'active', 'default' or an id."""
+    if source in ("active", "default"):
+        source_id = rows(conn, domain, str(source))[0].id
+    else:
+        source_id = _uuid(domain, source)
+    new_id = _call(conn, domain, "clone_config", source_id, name, actor, reason)
+    return get(conn, domain, new_id)
+
+
+def restore(conn: psycopg.Connection, domain: str, archived_id: UUID | str, *, actor: str,
+            reason: str | None = None, name: str | None = None) -> ConfigRow:
+    """A new draft with the settings of an archived row."""
+    new_id = _call(conn, domain, "restore_config", _uuid(domain, archived_id), name, actor, reason)
+    return get(conn, domain, new_id)
+
+
+def edit(conn: psycopg.Connection, domain: str, draft_id: UUID | str, version: int,
+         changes: Mapping[str, Any], *, actor: str, reason: str | None = None) -> ConfigRow:
+    """Change a draft's settings (and name or description); `version` is the one you read.
+
+    Values are checked against the typed model before anything is written; a stale version is refused.
+    """
+    model, table = model_of(domain), table_of(domain)
+    editable = tuple(model.model_fields) + LABELS
+    for field in changes:
+        if field not in editable:
+            close = difflib.get_close_matches(field, editable, n=1)
+            raise UnknownField(table, field, close[0] if close else None)
+    current = get(conn, domain, draft_id)
+    settings = {k: v for k, v in changes.items() if k not in LABELS}
+    try:
+        merged = model.model_validate(current.settings.model_dump() | settings)
+    except ValidationError as exc:
+        raise InvalidValue(table, _field_errors(exc)) from None
+    if "name" in changes and not str(changes["name"] or "").strip():
+        raise InvalidValue(table, [FieldError("name", "must not be blank")])
+    payload = merged.model_dump(mode="json", include=set(settings)) | {k: changes[k] for k in LABELS if k in changes}
+    from psycopg.types.json import Jsonb
+
+    _call(conn, domain, "edit_config", current.id, version, Jsonb(payload), actor, reason)
+    return get(conn, domain, current.id)
+
+
+def activate(conn: psycopg.Connection, domain: str, draft_id: UUID | str, *, actor: str,
+             reason: str | None = None) -> ConfigRow:
+    """The draft goes live; the active row is archived, in one transaction."""
+    return get(conn, domain, _call(conn, domain, "activate_config", _uuid(domain, draft_id), actor, reason))
+
+
+def rollback(conn: psycopg.Connection, domain: str, *, actor: str, reason: str | None = None) -> ConfigRow:
+    """The most recently archived settings are live again; the active row is archived."""
+    return get(conn, domain, _call(conn, domain, "rollback_config", actor, reason))
+
+
+def discard(conn: psycopg.Connection, domain: str, draft_id: UUID | str, *, actor: str,
+            reason: str | None = None) -> None:
+    """Delete a draft (its last state stays in the audit log)."""
+    _call(conn, domain, "discard_config", _uuid(domain, draft_id), actor, reason)
+
+
+def _call(conn: psycopg.Connection, domain: str, function: str, *args: Any) -> Any:
+    from psycopg import sql
+
+    query = sql.SQL("SELECT walltrack.{}({})").format(
+        sql.Identifier(function), sql.SQL(", ").join([sql.Placeholder()] * (len(args) + 1)))
+    model_of(domain)  # an unknown domain is refused before any SQL
+    with _translated(domain), conn.transaction():
+        return conn.execute(query, [domain, *args]).fetchone()[0]
+
+
+def _uuid(domain: str, value: UUID | str) -> UUID:
+    try:
+        return value if isinstance(value, UUID) else UUID(str(value))
+    except ValueError:
+        raise NotFound(table_of(domain), value, f"{value!r} is not a row id (a UUID)") from None
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    found = []
+    for error in exc.errors():
+        fields = (error.get("ctx") or {}).get("fields") or [".".join(str(p) for p in error["loc"]) or "?"]
+        found.append(FieldError(", ".join(fields), error["msg"]))
+    return found
+
+
+@contextmanager
+def _translated(domain: str) -> Iterator[None]:
+    """PostgreSQL's refusals, as the ConfigError family."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise _translate(domain, exc) from None
+
+
+def _translate(domain: str, exc: Exception) -> Exception:
+    import psycopg
+
+    table, diag = table_of(domain), getattr(exc, "diag", None)
+    state, message = getattr(exc, "sqlstate", None) or "", (diag.message_primary if diag else None) or str(exc)
+    hint, constraint, column = (diag.message_hint, diag.constraint_name, diag.column_name) if diag else (None,) * 3
+    if state == "WT001":
+        return InvalidTransition(table, message, hint)
+    if state in ("WT002", "40001", "40P01"):
+        return ConcurrentChange(table, message)
+    if state == "WT003":
+        return NotFound(table, message=message)
+    if state == "WT004":
+        return UnknownField(table, column or "?")
+    if state == "23514" and constraint:
+        fields = model_of(domain).fields_of(constraint) or (constraint,)
+        return InvalidValue(table, [FieldError(", ".join(fields), f"breaks rule {constraint}")])
+    if state == "23505" and constraint and constraint.endswith("_name_status"):
+        return InvalidValue(table, [FieldError("name", "another live row of that status has this name")])
+    if state == "23505" and constraint and constraint.endswith("_single_active"):
+        return ConcurrentChange(table, "another config became active at the same time")
+    if state.startswith(("22", "23")):
+        return InvalidValue(table, [FieldError(column or "?", message)])
+    if isinstance(exc, psycopg.OperationalError):
+        return DatabaseUnavailable(table, " ".join(str(exc).split()))
+    return exc  # not a rule of ours: let it surface as it is

@@ -1,0 +1,263 @@
+"""Typed settings: one pydantic model per config table, its fields exactly the table's setting columns.
+
+Each rule here is also a CHECK constraint in V9, with the same result (a property test holds them
+to it). Descriptions are the columns' COMMENTs. Defaults are the story's presets.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt, model_validator
+from pydantic_core import PydanticCustomError
+
+INT4 = (-(2**31), 2**31 - 1)
+
+
+def _rounder(precision: int, scale: int):
+    quantum, limit = Decimal(1).scaleb(-scale), Decimal(10) ** (precision - scale)
+
+    def fit(value: Any) -> Any:
+        # As PostgreSQL stores DECIMAL(p,s): rounded half away from zero to s places, then checked.
+        if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+            return value  # let pydantic reject it with its own message
+        try:
+            number = Decimal(str(value).strip()).quantize(quantum, rounding=ROUND_HALF_UP)
+        except InvalidOperation:
+            return value
+        if number.is_finite() and abs(number) >= limit:
+            raise PydanticCustomError("numeric_overflow", "needs at most {digits} digits before the point",
+                                      {"digits": precision - scale})
+        return number
+
+    return fit
+
+
+def Numeric(precision: int, scale: int, **bounds: Any) -> Any:  # noqa: N802 (a type, as in SQL)
+    """DECIMAL(precision, scale) with bounds (gt, ge, lt, le) checked after rounding."""
+    return Annotated[Decimal, BeforeValidator(_rounder(precision, scale)), Field(allow_inf_nan=False, **bounds)]
+
+
+def Int(**bounds: Any) -> Any:  # noqa: N802
+    """INTEGER with bounds, within PostgreSQL's four-byte range."""
+    bounds.setdefault("ge", INT4[0])
+    bounds.setdefault("le", INT4[1])
+    return Annotated[int, Field(strict=False, **bounds)]
+
+
+Percent = Numeric(5, 2, gt=0, le=100)
+Ratio = Numeric(4, 3, ge=0, le=1)
+Positive = Int(gt=0)
+TierNumber = Annotated[StrictInt | StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)]
+
+
+def _cross(rule: str, message: str, *fields: str) -> PydanticCustomError:
+    return PydanticCustomError(rule, message, {"fields": list(fields)})
+
+
+class Settings(BaseModel):
+    """Base of the seven models: unknown fields are refused, values are frozen once read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    #: the config table of this model, in schema walltrack
+    table: ClassVar[str]
+    #: CHECK constraints over several fields, by name (single-field ones are named chk_<field>)
+    cross_rules: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    @classmethod
+    def fields_of(cls, constraint: str) -> tuple[str, ...]:
+        """The fields a V9 CHECK constraint is about."""
+        if constraint in cls.cross_rules:
+            return cls.cross_rules[constraint]
+        field = constraint.removeprefix("chk_")
+        return (field,) if field in cls.model_fields else ()
+
+
+class DrawdownTier(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold_pct: TierNumber = Field(description="Drawdown from the peak at which the tier starts, in percent.")
+    size_reduction_pct: TierNumber = Field(description="How much smaller new positions get in this tier, in percent.")
+
+
+class TradingConfig(Settings):
+    table: ClassVar[str] = "trading_config"
+    cross_rules: ClassVar[dict[str, tuple[str, ...]]] = {
+        "chk_position_sol_order": ("min_position_sol", "max_position_sol"),
+        "chk_threshold_order": ("score_threshold", "high_conviction_threshold"),
+    }
+
+    base_position_pct: Percent = Field(Decimal("2.0"), description="Standard position size, in percent of capital.")
+    max_position_sol: Numeric(20, 8, gt=0) = Field(Decimal("1.0"), description="Largest position, in SOL.")
+    min_position_sol: Numeric(20, 8, gt=0) = Field(Decimal("0.05"), description="Smallest position, in SOL.")
+    high_conviction_multiplier: Numeric(5, 2, ge=1, le=10) = Field(
+        Decimal("1.5"), description="Size multiplier for high-conviction signals (1 to 10).")
+    sizing_mode: Literal["fixed", "risk_based"] = Field(
+        "risk_based", description="How positions are sized: fixed (base_position_pct) or risk_based (risk_per_trade_pct).")
+    risk_per_trade_pct: Percent = Field(Decimal("1.0"), description="Capital put at risk per trade, in percent.")
+    max_concurrent_positions: Positive = Field(5, description="Open positions allowed at once.")
+    daily_loss_limit_pct: Percent = Field(Decimal("5.0"), description="Daily loss that stops new entries, in percent of capital.")
+    daily_loss_limit_enabled: bool = Field(True, description="Whether the daily loss limit applies.")
+    max_concentration_token_pct: Percent = Field(Decimal("25.0"), description="Most capital in one token, in percent.")
+    max_concentration_cluster_pct: Percent = Field(Decimal("50.0"), description="Most capital in one wallet cluster, in percent.")
+    max_positions_per_cluster: Positive = Field(3, description="Open positions allowed per wallet cluster.")
+    drawdown_reduction_tiers: list[DrawdownTier] = Field(
+        default_factory=lambda: [DrawdownTier(threshold_pct=t, size_reduction_pct=r)
+                                 for t, r in ((5, 0), (10, 25), (15, 50), (20, 100))],
+        min_length=1,
+        description="Position size cuts by drawdown: rising thresholds, non-decreasing reductions, in percent.")
+    score_threshold: Ratio = Field(Decimal("0.70"), description="Lowest signal score that opens a position (0 to 1).")
+    high_conviction_threshold: Ratio = Field(Decimal("0.85"), description="Signal score from which a signal is high-conviction (0 to 1).")
+    max_slippage_entry_bps: Int(gt=0, le=10000) = Field(100, description="Slippage accepted on entry, in basis points.")
+    max_slippage_exit_bps: Int(gt=0, le=10000) = Field(150, description="Slippage accepted on exit, in basis points.")
+
+    @model_validator(mode="after")
+    def _orders(self) -> TradingConfig:
+        if self.min_position_sol > self.max_position_sol:
+            raise _cross("chk_position_sol_order", "min_position_sol must not exceed max_position_sol",
+                         "min_position_sol", "max_position_sol")
+        if self.score_threshold > self.high_conviction_threshold:
+            raise _cross("chk_threshold_order", "score_threshold must not exceed high_conviction_threshold",
+                         "score_threshold", "high_conviction_threshold")
+        tiers = self.drawdown_reduction_tiers
+        for lower, upper in zip(tiers, tiers[1:]):
+            if not (lower.threshold_pct < upper.threshold_pct and lower.size_reduction_pct <= upper.size_reduction_pct):
+                raise _cross("chk_drawdown_reduction_tiers",
+                             "drawdown tiers need rising thresholds and non-decreasing reductions",
+                             "drawdown_reduction_tiers")
+        return self
+
+
+WEIGHT_SUM_TOLERANCE = Decimal("0.001")
+
+
+def _sums_to_one(model: BaseModel, rule: str, fields: tuple[str, ...]) -> None:
+    total = sum(getattr(model, f) for f in fields)
+    if abs(total - 1) > WEIGHT_SUM_TOLERANCE:
+        raise PydanticCustomError(rule, "must sum to 1 (±0.001), not {total}",
+                                  {"fields": list(fields), "total": str(total)})
+
+
+class ScoringConfig(Settings):
+    table: ClassVar[str] = "scoring_config"
+    SCORE_WEIGHTS: ClassVar[tuple[str, ...]] = (
+        "wallet_score_weight", "timing_score_weight", "market_score_weight", "cluster_score_weight")
+    WALLET_WEIGHTS: ClassVar[tuple[str, ...]] = (
+        "wallet_win_rate_weight", "wallet_avg_pnl_weight", "wallet_consistency_weight")
+    cross_rules: ClassVar[dict[str, tuple[str, ...]]] = {
+        "chk_score_weights_sum": SCORE_WEIGHTS, "chk_wallet_weights_sum": WALLET_WEIGHTS}
+
+    wallet_score_weight: Ratio = Field(Decimal("0.30"), description="Weight of the wallet score in a signal's score (0 to 1).")
+    timing_score_weight: Ratio = Field(Decimal("0.25"), description="Weight of the timing score in a signal's score (0 to 1).")
+    market_score_weight: Ratio = Field(Decimal("0.20"), description="Weight of the market score in a signal's score (0 to 1).")
+    cluster_score_weight: Ratio = Field(Decimal("0.25"), description="Weight of the cluster score in a signal's score (0 to 1).")
+    wallet_win_rate_weight: Ratio = Field(Decimal("0.40"), description="Weight of win rate in the wallet score (0 to 1).")
+    wallet_avg_pnl_weight: Ratio = Field(Decimal("0.30"), description="Weight of average PnL in the wallet score (0 to 1).")
+    wallet_consistency_weight: Ratio = Field(Decimal("0.30"), description="Weight of consistency in the wallet score (0 to 1).")
+    timing_decay_hours: Positive = Field(4, description="Hours over which the timing score decays.")
+    timing_freshness_bonus: Ratio = Field(Decimal("0.2"), description="Bonus for a fresh signal, added to the timing score (0 to 1).")
+    market_liquidity_threshold: Numeric(20, 2, ge=0) = Field(Decimal("10000"), description="Least token liquidity for a full market score, in USD.")
+    market_volume_threshold: Numeric(20, 2, ge=0) = Field(Decimal("5000"), description="Least 24-hour volume for a full market score, in USD.")
+    cluster_min_sync_ratio: Ratio = Field(Decimal("0.3"), description="Share of a cluster that must buy together to amplify (0 to 1).")
+    cluster_amplification_factor: Numeric(4, 3, ge=1) = Field(Decimal("1.2"), description="Score multiplier for a synchronised cluster (1 or more).")
+
+    @model_validator(mode="after")
+    def _sums(self) -> ScoringConfig:
+        for rule, fields in self.cross_rules.items():
+            _sums_to_one(self, rule, fields)
+        return self
+
+
+class DiscoveryConfig(Settings):
+    table: ClassVar[str] = "discovery_config"
+
+    run_interval_minutes: Positive = Field(60, description="Minutes between wallet discovery runs.")
+    max_wallets_per_run: Positive = Field(100, description="Most wallets examined in one discovery run.")
+    min_wallet_age_days: Int(ge=0) = Field(30, description="Youngest wallet considered, in days.")
+    min_win_rate: Ratio = Field(Decimal("0.55"), description="Lowest win rate for a wallet to qualify (0 to 1).")
+    min_trades: Positive = Field(10, description="Fewest trades for a wallet to qualify.")
+    min_avg_pnl_pct: Numeric(8, 2, ge=-100) = Field(Decimal("20.0"), description="Lowest average PnL per trade for a wallet to qualify, in percent.")
+    max_avg_loss_pct: Numeric(8, 2, ge=-100, le=0) = Field(Decimal("-30.0"), description="Deepest average loss tolerated, in percent (-100 to 0).")
+    decay_lookback_days: Positive = Field(30, description="Days of history used to detect a wallet's decay.")
+    decay_threshold: Ratio = Field(Decimal("0.15"), description="Drop in win rate that marks a wallet as decaying (0 to 1).")
+    decay_check_interval_hours: Positive = Field(24, description="Hours between decay checks.")
+    pump_volume_spike_threshold: Numeric(8, 2, ge=1) = Field(Decimal("3.0"), description="Volume multiple over normal that marks a pump (1 or more).")
+    pump_price_spike_threshold: Numeric(8, 2, ge=1) = Field(Decimal("2.0"), description="Price multiple over normal that marks a pump (1 or more).")
+
+
+class ClusterConfig(Settings):
+    table: ClassVar[str] = "cluster_config"
+    cross_rules: ClassVar[dict[str, tuple[str, ...]]] = {"chk_cluster_size_order": ("min_cluster_size", "max_cluster_size")}
+
+    min_cluster_size: Int(ge=2) = Field(3, description="Fewest wallets that form a cluster (2 or more).")
+    max_cluster_size: Int(ge=2) = Field(20, description="Most wallets in one cluster.")
+    similarity_threshold: Ratio = Field(Decimal("0.7"), description="Lowest similarity for two wallets to share a cluster (0 to 1).")
+    sync_time_window_minutes: Positive = Field(60, description="Window in which buys count as synchronised, in minutes.")
+    sync_token_overlap_threshold: Ratio = Field(Decimal("0.3"), description="Share of tokens two wallets must have in common (0 to 1).")
+    leader_min_followers: Positive = Field(2, description="Fewest followers for a wallet to count as a leader.")
+    leader_time_advantage_minutes: Positive = Field(5, description="How far a leader buys ahead of its followers, in minutes.")
+    enable_cluster_amplification: bool = Field(True, description="Whether synchronised clusters amplify signal scores.")
+    amplification_max_boost: Numeric(4, 3, ge=1) = Field(Decimal("1.5"), description="Largest score multiplier from cluster amplification (1 or more).")
+
+    @model_validator(mode="after")
+    def _order(self) -> ClusterConfig:
+        if self.min_cluster_size > self.max_cluster_size:
+            raise _cross("chk_cluster_size_order", "min_cluster_size must not exceed max_cluster_size",
+                         "min_cluster_size", "max_cluster_size")
+        return self
+
+
+class RiskConfig(Settings):
+    table: ClassVar[str] = "risk_config"
+
+    circuit_breaker_enabled: bool = Field(True, description="Whether the circuit breaker can halt trading.")
+    circuit_breaker_loss_threshold: Percent = Field(Decimal("10.0"), description="Loss that trips the circuit breaker, in percent of capital.")
+    circuit_breaker_cooldown_minutes: Positive = Field(60, description="Minutes trading stays halted after the breaker trips.")
+    max_drawdown_pct: Percent = Field(Decimal("20.0"), description="Largest drawdown from the peak before trading stops, in percent.")
+    drawdown_lookback_days: Positive = Field(30, description="Days over which drawdown is measured.")
+    max_order_attempts: Positive = Field(3, description="Attempts per order before it is given up.")
+    retry_delay_base_seconds: Positive = Field(5, description="Wait before the first order retry, in seconds.")
+    retry_delay_multiplier: Numeric(4, 2, ge=1) = Field(Decimal("3.0"), description="Factor by which each retry's wait grows (1 or more).")
+    emergency_exit_threshold_pct: Percent = Field(Decimal("50.0"), description="Loss on a position that forces an immediate exit, in percent.")
+
+
+class ExitConfig(Settings):
+    table: ClassVar[str] = "exit_config"
+
+    default_strategy_standard_id: UUID | None = Field(None, description="Exit strategy for standard positions (id), or none.")
+    default_strategy_high_conviction_id: UUID | None = Field(None, description="Exit strategy for high-conviction positions (id), or none.")
+    default_max_hold_hours: Positive = Field(168, description="Longest a position is held, in hours.")
+    stagnation_hours: Positive = Field(24, description="Hours without progress after which a position is stagnant.")
+    stagnation_threshold_pct: Percent = Field(Decimal("5.0"), description="Price move below which a position counts as stagnant, in percent.")
+    price_collection_interval_seconds: Positive = Field(5, description="Seconds between price samples of open positions.")
+    price_history_retention_days: Positive = Field(30, description="Days price history is kept.")
+
+
+class ApiConfig(Settings):
+    table: ClassVar[str] = "api_config"
+
+    dexscreener_requests_per_minute: Positive = Field(30, description="DexScreener request budget, per minute.")
+    birdeye_requests_per_minute: Positive = Field(60, description="Birdeye request budget, per minute.")
+    jupiter_requests_per_minute: Positive = Field(100, description="Jupiter request budget, per minute.")
+    helius_requests_per_minute: Positive = Field(100, description="Helius request budget, per minute.")
+    api_timeout_seconds: Positive = Field(10, description="Timeout of an HTTP API call, in seconds.")
+    rpc_timeout_seconds: Positive = Field(30, description="Timeout of a Solana RPC call, in seconds.")
+    api_retry_count: Int(ge=0) = Field(3, description="Retries of a failed API call (0: none).")
+    api_retry_backoff_seconds: Positive = Field(1, description="Wait before retrying an API call, in seconds.")
+    price_cache_ttl_seconds: Positive = Field(5, description="How long a cached price stays fresh, in seconds.")
+    token_info_cache_ttl_seconds: Positive = Field(300, description="How long cached token information stays fresh, in seconds.")
+
+
+MODELS: dict[str, type[Settings]] = {
+    "trading": TradingConfig,
+    "scoring": ScoringConfig,
+    "discovery": DiscoveryConfig,
+    "cluster": ClusterConfig,
+    "risk": RiskConfig,
+    "exit": ExitConfig,
+    "api": ApiConfig,
+}
+DOMAINS = tuple(MODELS)
