@@ -12,7 +12,7 @@ import sys
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -30,7 +30,17 @@ CLI = Path(sys.executable).with_name("walltrack-config")
 class Server:
     name: str
     admin_url: str
-    migrated_template: str | None = None
+    templates: dict[int, str] = field(default_factory=dict)  # migrated up to version -> template db
+
+    def migrated(self, up_to: int) -> str:
+        """A new database with the shipped migrations applied up to a version (cloned from a template)."""
+        if up_to not in self.templates:
+            template = self.create()
+            with psycopg.connect(self.url(template), autocommit=True) as conn:
+                found = [m for m in migrations.discover() if m.version <= up_to]
+                runner.migrate(conn, found, "tests")
+            self.templates[up_to] = template
+        return self.create(self.templates[up_to])
 
     def url(self, dbname: str) -> str:
         return make_conninfo(self.admin_url, dbname=dbname)
@@ -67,8 +77,8 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     else:
         srv = Server("external", os.environ["WALLTRACK_TEST_DATABASE_URL"])
     yield srv
-    if srv.migrated_template:
-        srv.drop(srv.migrated_template)
+    for template in srv.templates.values():
+        srv.drop(template)
 
 
 @pytest.fixture
@@ -79,15 +89,21 @@ def empty_db(server: Server) -> Iterator[str]:
     server.drop(name)
 
 
+LATEST = max(m.version for m in migrations.discover())
+
+
 @pytest.fixture
 def migrated_db(server: Server) -> Iterator[str]:
     """URL of a new database with every shipped migration applied by the runner."""
-    if server.migrated_template is None:
-        template = server.create()
-        with psycopg.connect(server.url(template), autocommit=True) as conn:
-            runner.migrate(conn, migrations.discover(), "tests")
-        server.migrated_template = template
-    name = server.create(server.migrated_template)
+    name = server.migrated(LATEST)
+    yield server.url(name)
+    server.drop(name)
+
+
+@pytest.fixture
+def v8_db(server: Server) -> Iterator[str]:
+    """URL of a new database as V8 (story 11.1) alone leaves it."""
+    name = server.migrated(8)
     yield server.url(name)
     server.drop(name)
 
@@ -95,6 +111,12 @@ def migrated_db(server: Server) -> Iterator[str]:
 @pytest.fixture
 def conn(migrated_db: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(migrated_db, autocommit=True) as c:
+        yield c
+
+
+@pytest.fixture
+def v8_conn(v8_db: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(v8_db, autocommit=True) as c:
         yield c
 
 

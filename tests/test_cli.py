@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from conftest import CLI, run_cli
+from conftest import CLI, LATEST, run_cli
 
 
 def assert_one_line_error(done: subprocess.CompletedProcess, code: int, *needles: str) -> None:
@@ -33,7 +33,7 @@ def test_migrate_status_undo_round_trip(empty_db):
     done = run_cli("--database-url", empty_db, "db", "migrate")
     assert done.returncode == 0 and "applied V8 config centralization" in done.stdout
     again = run_cli("--database-url", empty_db, "db", "migrate")
-    assert again.returncode == 0 and "nothing to migrate: database is at V8" in again.stdout
+    assert again.returncode == 0 and f"nothing to migrate: database is at V{LATEST}" in again.stdout
     status = json.loads(run_cli("--database-url", empty_db, "--json", "--actor", "ops", "db", "status").stdout)
     assert [(r["version"], r["state"], r["applied_by"]) for r in status][:1] == [(8, "applied", os_user())]
     undone = run_cli("--database-url", empty_db, "--actor", "ops", "db", "undo", "--to", "0")
@@ -49,7 +49,7 @@ def os_user() -> str:
 
 def test_url_comes_from_the_environment_too(empty_db):
     done = run_cli("db", "migrate", env={"WALLTRACK_DATABASE_URL": empty_db})
-    assert done.returncode == 0 and history_rows(empty_db) == [(8, "apply", True)]
+    assert done.returncode == 0 and history_rows(empty_db)[0] == (8, "apply", True)
 
 
 def test_undo_with_nothing_applied_is_refused(empty_db):
