@@ -16,7 +16,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from migrate_bench import p99  # noqa: E402
+from migrate_bench import p99, timed  # noqa: E402
 
 from walltrack_config import lifecycle as lc  # noqa: E402
 from walltrack_config import migrations, runner  # noqa: E402
@@ -32,12 +31,7 @@ from walltrack_config.models import DOMAINS, MODELS  # noqa: E402
 
 
 def sample(fn, runs: int) -> list[float]:
-    out = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - started)
-    return out
+    return [timed(fn) for _ in range(runs)]
 
 
 def main() -> None:
