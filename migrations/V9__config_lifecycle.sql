@@ -459,23 +459,23 @@ COMMENT ON COLUMN walltrack.trading_config.created_at IS 'When the row was creat
 COMMENT ON COLUMN walltrack.trading_config.updated_at IS 'When the row last changed.';
 COMMENT ON COLUMN walltrack.trading_config.created_by IS 'Who created the row.';
 COMMENT ON COLUMN walltrack.trading_config.updated_by IS 'Who last changed the row.';
-COMMENT ON COLUMN walltrack.trading_config.base_position_pct IS 'Standard position size, in percent of capital.';
-COMMENT ON COLUMN walltrack.trading_config.max_position_sol IS 'Largest position, in SOL.';
-COMMENT ON COLUMN walltrack.trading_config.min_position_sol IS 'Smallest position, in SOL.';
-COMMENT ON COLUMN walltrack.trading_config.high_conviction_multiplier IS 'Size multiplier for high-conviction signals (1 to 10).';
+COMMENT ON COLUMN walltrack.trading_config.base_position_pct IS 'Standard position size. Unit: % of capital.';
+COMMENT ON COLUMN walltrack.trading_config.max_position_sol IS 'Largest position. Unit: SOL.';
+COMMENT ON COLUMN walltrack.trading_config.min_position_sol IS 'Smallest position. Unit: SOL.';
+COMMENT ON COLUMN walltrack.trading_config.high_conviction_multiplier IS 'Size multiplier for high-conviction signals, 1 to 10. Unit: ×.';
 COMMENT ON COLUMN walltrack.trading_config.sizing_mode IS 'How positions are sized: fixed (base_position_pct) or risk_based (risk_per_trade_pct).';
-COMMENT ON COLUMN walltrack.trading_config.risk_per_trade_pct IS 'Capital put at risk per trade, in percent.';
-COMMENT ON COLUMN walltrack.trading_config.max_concurrent_positions IS 'Open positions allowed at once.';
-COMMENT ON COLUMN walltrack.trading_config.daily_loss_limit_pct IS 'Daily loss that stops new entries, in percent of capital.';
+COMMENT ON COLUMN walltrack.trading_config.risk_per_trade_pct IS 'Capital put at risk per trade. Unit: % of capital.';
+COMMENT ON COLUMN walltrack.trading_config.max_concurrent_positions IS 'Open positions allowed at once. Unit: positions.';
+COMMENT ON COLUMN walltrack.trading_config.daily_loss_limit_pct IS 'Daily loss that stops new entries. Unit: % of capital.';
 COMMENT ON COLUMN walltrack.trading_config.daily_loss_limit_enabled IS 'Whether the daily loss limit applies.';
-COMMENT ON COLUMN walltrack.trading_config.max_concentration_token_pct IS 'Most capital in one token, in percent.';
-COMMENT ON COLUMN walltrack.trading_config.max_concentration_cluster_pct IS 'Most capital in one wallet cluster, in percent.';
-COMMENT ON COLUMN walltrack.trading_config.max_positions_per_cluster IS 'Open positions allowed per wallet cluster.';
-COMMENT ON COLUMN walltrack.trading_config.drawdown_reduction_tiers IS 'Position size cuts by drawdown: rising thresholds, non-decreasing reductions, in percent.';
-COMMENT ON COLUMN walltrack.trading_config.score_threshold IS 'Lowest signal score that opens a position (0 to 1).';
-COMMENT ON COLUMN walltrack.trading_config.high_conviction_threshold IS 'Signal score from which a signal is high-conviction (0 to 1).';
-COMMENT ON COLUMN walltrack.trading_config.max_slippage_entry_bps IS 'Slippage accepted on entry, in basis points.';
-COMMENT ON COLUMN walltrack.trading_config.max_slippage_exit_bps IS 'Slippage accepted on exit, in basis points.';
+COMMENT ON COLUMN walltrack.trading_config.max_concentration_token_pct IS 'Most capital in one token. Unit: % of capital.';
+COMMENT ON COLUMN walltrack.trading_config.max_concentration_cluster_pct IS 'Most capital in one wallet cluster. Unit: % of capital.';
+COMMENT ON COLUMN walltrack.trading_config.max_positions_per_cluster IS 'Open positions allowed per wallet cluster. Unit: positions.';
+COMMENT ON COLUMN walltrack.trading_config.drawdown_reduction_tiers IS 'Position size cuts by drawdown: rising thresholds, non-decreasing reductions. Unit: % (both).';
+COMMENT ON COLUMN walltrack.trading_config.score_threshold IS 'Lowest signal score that opens a position, 0 to 1. Unit: score.';
+COMMENT ON COLUMN walltrack.trading_config.high_conviction_threshold IS 'Signal score from which a signal is high-conviction, 0 to 1. Unit: score.';
+COMMENT ON COLUMN walltrack.trading_config.max_slippage_entry_bps IS 'Slippage accepted on entry. Unit: basis points.';
+COMMENT ON COLUMN walltrack.trading_config.max_slippage_exit_bps IS 'Slippage accepted on exit. Unit: basis points.';
 
 CREATE TRIGGER trg_trading_config_guard
     BEFORE INSERT OR UPDATE OR DELETE ON walltrack.trading_config
@@ -529,19 +529,19 @@ COMMENT ON COLUMN walltrack.scoring_config.created_at IS 'When the row was creat
 COMMENT ON COLUMN walltrack.scoring_config.updated_at IS 'When the row last changed.';
 COMMENT ON COLUMN walltrack.scoring_config.created_by IS 'Who created the row.';
 COMMENT ON COLUMN walltrack.scoring_config.updated_by IS 'Who last changed the row.';
-COMMENT ON COLUMN walltrack.scoring_config.wallet_score_weight IS 'Weight of the wallet score in a signal''s score (0 to 1).';
-COMMENT ON COLUMN walltrack.scoring_config.timing_score_weight IS 'Weight of the timing score in a signal''s score (0 to 1).';
-COMMENT ON COLUMN walltrack.scoring_config.market_score_weight IS 'Weight of the market score in a signal''s score (0 to 1).';
-COMMENT ON COLUMN walltrack.scoring_config.cluster_score_weight IS 'Weight of the cluster score in a signal''s score (0 to 1).';
-COMMENT ON COLUMN walltrack.scoring_config.wallet_win_rate_weight IS 'Weight of win rate in the wallet score (0 to 1).';
-COMMENT ON COLUMN walltrack.scoring_config.wallet_avg_pnl_weight IS 'Weight of average PnL in the wallet score (0 to 1).';
-COMMENT ON COLUMN walltrack.scoring_config.wallet_consistency_weight IS 'Weight of consistency in the wallet score (0 to 1).';
-COMMENT ON COLUMN walltrack.scoring_config.timing_decay_hours IS 'Hours over which the timing score decays.';
-COMMENT ON COLUMN walltrack.scoring_config.timing_freshness_bonus IS 'Bonus for a fresh signal, added to the timing score (0 to 1).';
-COMMENT ON COLUMN walltrack.scoring_config.market_liquidity_threshold IS 'Least token liquidity for a full market score, in USD.';
-COMMENT ON COLUMN walltrack.scoring_config.market_volume_threshold IS 'Least 24-hour volume for a full market score, in USD.';
-COMMENT ON COLUMN walltrack.scoring_config.cluster_min_sync_ratio IS 'Share of a cluster that must buy together to amplify (0 to 1).';
-COMMENT ON COLUMN walltrack.scoring_config.cluster_amplification_factor IS 'Score multiplier for a synchronised cluster (1 or more).';
+COMMENT ON COLUMN walltrack.scoring_config.wallet_score_weight IS 'Weight of the wallet score in a signal''s score; the four weights sum to 1. Unit: fraction.';
+COMMENT ON COLUMN walltrack.scoring_config.timing_score_weight IS 'Weight of the timing score in a signal''s score; the four weights sum to 1. Unit: fraction.';
+COMMENT ON COLUMN walltrack.scoring_config.market_score_weight IS 'Weight of the market score in a signal''s score; the four weights sum to 1. Unit: fraction.';
+COMMENT ON COLUMN walltrack.scoring_config.cluster_score_weight IS 'Weight of the cluster score in a signal''s score; the four weights sum to 1. Unit: fraction.';
+COMMENT ON COLUMN walltrack.scoring_config.wallet_win_rate_weight IS 'Weight of win rate in the wallet score; the three weights sum to 1. Unit: fraction.';
+COMMENT ON COLUMN walltrack.scoring_config.wallet_avg_pnl_weight IS 'Weight of average PnL in the wallet score; the three weights sum to 1. Unit: fraction.';
+COMMENT ON COLUMN walltrack.scoring_config.wallet_consistency_weight IS 'Weight of consistency in the wallet score; the three weights sum to 1. Unit: fraction.';
+COMMENT ON COLUMN walltrack.scoring_config.timing_decay_hours IS 'Time over which the timing score decays. Unit: hours.';
+COMMENT ON COLUMN walltrack.scoring_config.timing_freshness_bonus IS 'Bonus added to the timing score of a fresh signal, 0 to 1. Unit: score.';
+COMMENT ON COLUMN walltrack.scoring_config.market_liquidity_threshold IS 'Least token liquidity for a full market score. Unit: USD.';
+COMMENT ON COLUMN walltrack.scoring_config.market_volume_threshold IS 'Least 24-hour volume for a full market score. Unit: USD.';
+COMMENT ON COLUMN walltrack.scoring_config.cluster_min_sync_ratio IS 'Share of a cluster that must buy together to amplify, 0 to 1. Unit: fraction.';
+COMMENT ON COLUMN walltrack.scoring_config.cluster_amplification_factor IS 'Score multiplier for a synchronised cluster, 1 or more. Unit: ×.';
 
 CREATE TRIGGER trg_scoring_config_guard
     BEFORE INSERT OR UPDATE OR DELETE ON walltrack.scoring_config
@@ -592,18 +592,18 @@ COMMENT ON COLUMN walltrack.discovery_config.created_at IS 'When the row was cre
 COMMENT ON COLUMN walltrack.discovery_config.updated_at IS 'When the row last changed.';
 COMMENT ON COLUMN walltrack.discovery_config.created_by IS 'Who created the row.';
 COMMENT ON COLUMN walltrack.discovery_config.updated_by IS 'Who last changed the row.';
-COMMENT ON COLUMN walltrack.discovery_config.run_interval_minutes IS 'Minutes between wallet discovery runs.';
-COMMENT ON COLUMN walltrack.discovery_config.max_wallets_per_run IS 'Most wallets examined in one discovery run.';
-COMMENT ON COLUMN walltrack.discovery_config.min_wallet_age_days IS 'Youngest wallet considered, in days.';
-COMMENT ON COLUMN walltrack.discovery_config.min_win_rate IS 'Lowest win rate for a wallet to qualify (0 to 1).';
-COMMENT ON COLUMN walltrack.discovery_config.min_trades IS 'Fewest trades for a wallet to qualify.';
-COMMENT ON COLUMN walltrack.discovery_config.min_avg_pnl_pct IS 'Lowest average PnL per trade for a wallet to qualify, in percent.';
-COMMENT ON COLUMN walltrack.discovery_config.max_avg_loss_pct IS 'Deepest average loss tolerated, in percent (-100 to 0).';
-COMMENT ON COLUMN walltrack.discovery_config.decay_lookback_days IS 'Days of history used to detect a wallet''s decay.';
-COMMENT ON COLUMN walltrack.discovery_config.decay_threshold IS 'Drop in win rate that marks a wallet as decaying (0 to 1).';
-COMMENT ON COLUMN walltrack.discovery_config.decay_check_interval_hours IS 'Hours between decay checks.';
-COMMENT ON COLUMN walltrack.discovery_config.pump_volume_spike_threshold IS 'Volume multiple over normal that marks a pump (1 or more).';
-COMMENT ON COLUMN walltrack.discovery_config.pump_price_spike_threshold IS 'Price multiple over normal that marks a pump (1 or more).';
+COMMENT ON COLUMN walltrack.discovery_config.run_interval_minutes IS 'Time between wallet discovery runs. Unit: minutes.';
+COMMENT ON COLUMN walltrack.discovery_config.max_wallets_per_run IS 'Most wallets examined in one discovery run. Unit: wallets.';
+COMMENT ON COLUMN walltrack.discovery_config.min_wallet_age_days IS 'Youngest wallet considered. Unit: days.';
+COMMENT ON COLUMN walltrack.discovery_config.min_win_rate IS 'Lowest win rate for a wallet to qualify, 0 to 1. Unit: fraction.';
+COMMENT ON COLUMN walltrack.discovery_config.min_trades IS 'Fewest trades for a wallet to qualify. Unit: trades.';
+COMMENT ON COLUMN walltrack.discovery_config.min_avg_pnl_pct IS 'Lowest average PnL per trade for a wallet to qualify. Unit: %.';
+COMMENT ON COLUMN walltrack.discovery_config.max_avg_loss_pct IS 'Deepest average loss tolerated, -100 to 0. Unit: %.';
+COMMENT ON COLUMN walltrack.discovery_config.decay_lookback_days IS 'History used to detect a wallet''s decay. Unit: days.';
+COMMENT ON COLUMN walltrack.discovery_config.decay_threshold IS 'Drop in win rate that marks a wallet as decaying, 0 to 1. Unit: fraction.';
+COMMENT ON COLUMN walltrack.discovery_config.decay_check_interval_hours IS 'Time between decay checks. Unit: hours.';
+COMMENT ON COLUMN walltrack.discovery_config.pump_volume_spike_threshold IS 'Volume over its normal level that marks a pump, 1 or more. Unit: ×.';
+COMMENT ON COLUMN walltrack.discovery_config.pump_price_spike_threshold IS 'Price over its normal level that marks a pump, 1 or more. Unit: ×.';
 
 CREATE TRIGGER trg_discovery_config_guard
     BEFORE INSERT OR UPDATE OR DELETE ON walltrack.discovery_config
@@ -651,15 +651,15 @@ COMMENT ON COLUMN walltrack.cluster_config.created_at IS 'When the row was creat
 COMMENT ON COLUMN walltrack.cluster_config.updated_at IS 'When the row last changed.';
 COMMENT ON COLUMN walltrack.cluster_config.created_by IS 'Who created the row.';
 COMMENT ON COLUMN walltrack.cluster_config.updated_by IS 'Who last changed the row.';
-COMMENT ON COLUMN walltrack.cluster_config.min_cluster_size IS 'Fewest wallets that form a cluster (2 or more).';
-COMMENT ON COLUMN walltrack.cluster_config.max_cluster_size IS 'Most wallets in one cluster.';
-COMMENT ON COLUMN walltrack.cluster_config.similarity_threshold IS 'Lowest similarity for two wallets to share a cluster (0 to 1).';
-COMMENT ON COLUMN walltrack.cluster_config.sync_time_window_minutes IS 'Window in which buys count as synchronised, in minutes.';
-COMMENT ON COLUMN walltrack.cluster_config.sync_token_overlap_threshold IS 'Share of tokens two wallets must have in common (0 to 1).';
-COMMENT ON COLUMN walltrack.cluster_config.leader_min_followers IS 'Fewest followers for a wallet to count as a leader.';
-COMMENT ON COLUMN walltrack.cluster_config.leader_time_advantage_minutes IS 'How far a leader buys ahead of its followers, in minutes.';
+COMMENT ON COLUMN walltrack.cluster_config.min_cluster_size IS 'Fewest wallets that form a cluster, 2 or more. Unit: wallets.';
+COMMENT ON COLUMN walltrack.cluster_config.max_cluster_size IS 'Most wallets in one cluster. Unit: wallets.';
+COMMENT ON COLUMN walltrack.cluster_config.similarity_threshold IS 'Lowest similarity for two wallets to share a cluster, 0 to 1. Unit: fraction.';
+COMMENT ON COLUMN walltrack.cluster_config.sync_time_window_minutes IS 'Window in which buys count as synchronised. Unit: minutes.';
+COMMENT ON COLUMN walltrack.cluster_config.sync_token_overlap_threshold IS 'Share of tokens two wallets must have in common, 0 to 1. Unit: fraction.';
+COMMENT ON COLUMN walltrack.cluster_config.leader_min_followers IS 'Fewest followers for a wallet to count as a leader. Unit: wallets.';
+COMMENT ON COLUMN walltrack.cluster_config.leader_time_advantage_minutes IS 'How far a leader buys ahead of its followers. Unit: minutes.';
 COMMENT ON COLUMN walltrack.cluster_config.enable_cluster_amplification IS 'Whether synchronised clusters amplify signal scores.';
-COMMENT ON COLUMN walltrack.cluster_config.amplification_max_boost IS 'Largest score multiplier from cluster amplification (1 or more).';
+COMMENT ON COLUMN walltrack.cluster_config.amplification_max_boost IS 'Largest score multiplier from cluster amplification, 1 or more. Unit: ×.';
 
 CREATE TRIGGER trg_cluster_config_guard
     BEFORE INSERT OR UPDATE OR DELETE ON walltrack.cluster_config
@@ -707,14 +707,14 @@ COMMENT ON COLUMN walltrack.risk_config.updated_at IS 'When the row last changed
 COMMENT ON COLUMN walltrack.risk_config.created_by IS 'Who created the row.';
 COMMENT ON COLUMN walltrack.risk_config.updated_by IS 'Who last changed the row.';
 COMMENT ON COLUMN walltrack.risk_config.circuit_breaker_enabled IS 'Whether the circuit breaker can halt trading.';
-COMMENT ON COLUMN walltrack.risk_config.circuit_breaker_loss_threshold IS 'Loss that trips the circuit breaker, in percent of capital.';
-COMMENT ON COLUMN walltrack.risk_config.circuit_breaker_cooldown_minutes IS 'Minutes trading stays halted after the breaker trips.';
-COMMENT ON COLUMN walltrack.risk_config.max_drawdown_pct IS 'Largest drawdown from the peak before trading stops, in percent.';
-COMMENT ON COLUMN walltrack.risk_config.drawdown_lookback_days IS 'Days over which drawdown is measured.';
-COMMENT ON COLUMN walltrack.risk_config.max_order_attempts IS 'Attempts per order before it is given up.';
-COMMENT ON COLUMN walltrack.risk_config.retry_delay_base_seconds IS 'Wait before the first order retry, in seconds.';
-COMMENT ON COLUMN walltrack.risk_config.retry_delay_multiplier IS 'Factor by which each retry''s wait grows (1 or more).';
-COMMENT ON COLUMN walltrack.risk_config.emergency_exit_threshold_pct IS 'Loss on a position that forces an immediate exit, in percent.';
+COMMENT ON COLUMN walltrack.risk_config.circuit_breaker_loss_threshold IS 'Loss that trips the circuit breaker. Unit: % of capital.';
+COMMENT ON COLUMN walltrack.risk_config.circuit_breaker_cooldown_minutes IS 'Time trading stays halted after the breaker trips. Unit: minutes.';
+COMMENT ON COLUMN walltrack.risk_config.max_drawdown_pct IS 'Largest drawdown from the peak before trading stops. Unit: %.';
+COMMENT ON COLUMN walltrack.risk_config.drawdown_lookback_days IS 'Period over which drawdown is measured. Unit: days.';
+COMMENT ON COLUMN walltrack.risk_config.max_order_attempts IS 'Attempts per order before it is given up. Unit: attempts.';
+COMMENT ON COLUMN walltrack.risk_config.retry_delay_base_seconds IS 'Wait before the first order retry. Unit: seconds.';
+COMMENT ON COLUMN walltrack.risk_config.retry_delay_multiplier IS 'Factor by which each retry''s wait grows, 1 or more. Unit: ×.';
+COMMENT ON COLUMN walltrack.risk_config.emergency_exit_threshold_pct IS 'Loss on a position that forces an immediate exit. Unit: %.';
 
 CREATE TRIGGER trg_risk_config_guard
     BEFORE INSERT OR UPDATE OR DELETE ON walltrack.risk_config
@@ -758,13 +758,13 @@ COMMENT ON COLUMN walltrack.exit_config.created_at IS 'When the row was created.
 COMMENT ON COLUMN walltrack.exit_config.updated_at IS 'When the row last changed.';
 COMMENT ON COLUMN walltrack.exit_config.created_by IS 'Who created the row.';
 COMMENT ON COLUMN walltrack.exit_config.updated_by IS 'Who last changed the row.';
-COMMENT ON COLUMN walltrack.exit_config.default_strategy_standard_id IS 'Exit strategy for standard positions (id), or none.';
-COMMENT ON COLUMN walltrack.exit_config.default_strategy_high_conviction_id IS 'Exit strategy for high-conviction positions (id), or none.';
-COMMENT ON COLUMN walltrack.exit_config.default_max_hold_hours IS 'Longest a position is held, in hours.';
-COMMENT ON COLUMN walltrack.exit_config.stagnation_hours IS 'Hours without progress after which a position is stagnant.';
-COMMENT ON COLUMN walltrack.exit_config.stagnation_threshold_pct IS 'Price move below which a position counts as stagnant, in percent.';
-COMMENT ON COLUMN walltrack.exit_config.price_collection_interval_seconds IS 'Seconds between price samples of open positions.';
-COMMENT ON COLUMN walltrack.exit_config.price_history_retention_days IS 'Days price history is kept.';
+COMMENT ON COLUMN walltrack.exit_config.default_strategy_standard_id IS 'Exit strategy for standard positions, or none. Unit: strategy id.';
+COMMENT ON COLUMN walltrack.exit_config.default_strategy_high_conviction_id IS 'Exit strategy for high-conviction positions, or none. Unit: strategy id.';
+COMMENT ON COLUMN walltrack.exit_config.default_max_hold_hours IS 'Longest a position is held. Unit: hours.';
+COMMENT ON COLUMN walltrack.exit_config.stagnation_hours IS 'Time without progress after which a position is stagnant. Unit: hours.';
+COMMENT ON COLUMN walltrack.exit_config.stagnation_threshold_pct IS 'Price move below which a position counts as stagnant. Unit: %.';
+COMMENT ON COLUMN walltrack.exit_config.price_collection_interval_seconds IS 'Time between price samples of open positions. Unit: seconds.';
+COMMENT ON COLUMN walltrack.exit_config.price_history_retention_days IS 'How long price history is kept. Unit: days.';
 
 CREATE TRIGGER trg_exit_config_guard
     BEFORE INSERT OR UPDATE OR DELETE ON walltrack.exit_config
@@ -813,16 +813,16 @@ COMMENT ON COLUMN walltrack.api_config.created_at IS 'When the row was created.'
 COMMENT ON COLUMN walltrack.api_config.updated_at IS 'When the row last changed.';
 COMMENT ON COLUMN walltrack.api_config.created_by IS 'Who created the row.';
 COMMENT ON COLUMN walltrack.api_config.updated_by IS 'Who last changed the row.';
-COMMENT ON COLUMN walltrack.api_config.dexscreener_requests_per_minute IS 'DexScreener request budget, per minute.';
-COMMENT ON COLUMN walltrack.api_config.birdeye_requests_per_minute IS 'Birdeye request budget, per minute.';
-COMMENT ON COLUMN walltrack.api_config.jupiter_requests_per_minute IS 'Jupiter request budget, per minute.';
-COMMENT ON COLUMN walltrack.api_config.helius_requests_per_minute IS 'Helius request budget, per minute.';
-COMMENT ON COLUMN walltrack.api_config.api_timeout_seconds IS 'Timeout of an HTTP API call, in seconds.';
-COMMENT ON COLUMN walltrack.api_config.rpc_timeout_seconds IS 'Timeout of a Solana RPC call, in seconds.';
-COMMENT ON COLUMN walltrack.api_config.api_retry_count IS 'Retries of a failed API call (0: none).';
-COMMENT ON COLUMN walltrack.api_config.api_retry_backoff_seconds IS 'Wait before retrying an API call, in seconds.';
-COMMENT ON COLUMN walltrack.api_config.price_cache_ttl_seconds IS 'How long a cached price stays fresh, in seconds.';
-COMMENT ON COLUMN walltrack.api_config.token_info_cache_ttl_seconds IS 'How long cached token information stays fresh, in seconds.';
+COMMENT ON COLUMN walltrack.api_config.dexscreener_requests_per_minute IS 'DexScreener request budget. Unit: requests per minute.';
+COMMENT ON COLUMN walltrack.api_config.birdeye_requests_per_minute IS 'Birdeye request budget. Unit: requests per minute.';
+COMMENT ON COLUMN walltrack.api_config.jupiter_requests_per_minute IS 'Jupiter request budget. Unit: requests per minute.';
+COMMENT ON COLUMN walltrack.api_config.helius_requests_per_minute IS 'Helius request budget. Unit: requests per minute.';
+COMMENT ON COLUMN walltrack.api_config.api_timeout_seconds IS 'Timeout of an HTTP API call. Unit: seconds.';
+COMMENT ON COLUMN walltrack.api_config.rpc_timeout_seconds IS 'Timeout of a Solana RPC call. Unit: seconds.';
+COMMENT ON COLUMN walltrack.api_config.api_retry_count IS 'Retries of a failed API call, 0 for none. Unit: retries.';
+COMMENT ON COLUMN walltrack.api_config.api_retry_backoff_seconds IS 'Wait before retrying an API call. Unit: seconds.';
+COMMENT ON COLUMN walltrack.api_config.price_cache_ttl_seconds IS 'How long a cached price stays fresh. Unit: seconds.';
+COMMENT ON COLUMN walltrack.api_config.token_info_cache_ttl_seconds IS 'How long cached token information stays fresh. Unit: seconds.';
 
 CREATE TRIGGER trg_api_config_guard
     BEFORE INSERT OR UPDATE OR DELETE ON walltrack.api_config

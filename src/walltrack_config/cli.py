@@ -212,6 +212,9 @@ def _json(document: Any) -> None:
     typer.echo(json.dumps(document, indent=2))
 
 
+from . import cli_config  # noqa: E402,F401  (registers the operator's commands on `app`)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: errors become one line on stderr, never a traceback."""
     try:

@@ -171,3 +171,23 @@ class ConcurrentChange(ConfigError):
     def __init__(self, table: str, message: str, id: object = None, expected: int | None = None):
         self.table, self.id, self.expected = table, id, expected
         super().__init__(f"{message}; reload and try again")
+
+
+class InvalidFile(ConfigError):
+    """A settings file that cannot be read as one."""
+
+    def __init__(self, source: str, reason: str, line: int | None = None):
+        self.source, self.reason, self.line = source, reason, line
+        where = f"{source}:{line}" if line else source
+        super().__init__(f"{where}: {reason}")
+
+
+class NothingToDo(ConfigError):
+    def __init__(self, message: str):
+        super().__init__(message)
+
+
+class UsageError(ConfigError):
+    """The command cannot run as asked (a missing editor, a bad environment)."""
+
+    exit_code = 2

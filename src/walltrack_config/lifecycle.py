@@ -27,7 +27,7 @@ from .errors import (
     UnknownDomain,
     UnknownField,
 )
-from .models import DOMAINS, MODELS, Settings
+from .models import DOMAINS, MODELS, Settings, plain
 
 if TYPE_CHECKING:
     import psycopg
@@ -56,7 +56,7 @@ class ConfigRow:
         """Every column of the table under its own name (JSON-ready values)."""
         meta = {name: getattr(self, name) for name in META}
         meta.update(id=str(self.id), created_at=self.created_at.isoformat(), updated_at=self.updated_at.isoformat())
-        return meta | self.settings.model_dump(mode="json")
+        return meta | plain(self.settings)
 
 
 def model_of(domain: str) -> type[Settings]:
@@ -103,6 +103,37 @@ def rows(conn: psycopg.Connection, domain: str, status: str | None = None) -> li
 
 def drafts(conn: psycopg.Connection, domain: str) -> list[ConfigRow]:
     return rows(conn, domain, "draft")
+
+
+def only_draft(conn: psycopg.Connection, domain: str) -> ConfigRow:
+    """The domain's draft when there is exactly one; otherwise say how to pick one."""
+    found = drafts(conn, domain)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise NotFound(table_of(domain), message=f"{domain} has no draft; create one with: walltrack-config draft {domain}")
+    listed = ", ".join(f"{row.id} ({row.name})" for row in found)
+    raise InvalidTransition(table_of(domain), f"{domain} has {len(found)} drafts: {listed}", "name one with --draft ID")
+
+
+def resolve(conn: psycopg.Connection, domain: str, ref: UUID | str | None) -> ConfigRow:
+    """A row by reference: 'active', 'default', 'draft' (the only one), 'archived' (the newest) or an id."""
+    if ref in (None, "draft"):
+        return only_draft(conn, domain)
+    if ref in ("active", "default", "archived"):
+        found = rows(conn, domain, str(ref))
+        if not found:
+            raise NotFound(table_of(domain), message=f"{domain} has no {ref} row")
+        return max(found, key=lambda r: (r.updated_at, r.version))
+    return get(conn, domain, ref)
+
+
+def comments(conn: psycopg.Connection, domain: str) -> dict[str, str]:
+    """Each column's comment: its meaning and unit, as the database documents them."""
+    query = ("SELECT attname, col_description(attrelid, attnum) FROM pg_attribute"
+             " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped")
+    with _translated(domain):
+        return {name: text or "" for name, text in conn.execute(query, [table_of(domain)])}
 
 
 def _select(conn: psycopg.Connection, domain: str, where: str, params: list | None = None) -> list[ConfigRow]:

@@ -90,29 +90,29 @@ class TradingConfig(Settings):
         "chk_threshold_order": ("score_threshold", "high_conviction_threshold"),
     }
 
-    base_position_pct: Percent = Field(Decimal("2.0"), description="Standard position size, in percent of capital.")
-    max_position_sol: Numeric(20, 8, gt=0) = Field(Decimal("1.0"), description="Largest position, in SOL.")
-    min_position_sol: Numeric(20, 8, gt=0) = Field(Decimal("0.05"), description="Smallest position, in SOL.")
+    base_position_pct: Percent = Field(Decimal("2.0"), description="Standard position size. Unit: % of capital.")
+    max_position_sol: Numeric(20, 8, gt=0) = Field(Decimal("1.0"), description="Largest position. Unit: SOL.")
+    min_position_sol: Numeric(20, 8, gt=0) = Field(Decimal("0.05"), description="Smallest position. Unit: SOL.")
     high_conviction_multiplier: Numeric(5, 2, ge=1, le=10) = Field(
-        Decimal("1.5"), description="Size multiplier for high-conviction signals (1 to 10).")
+        Decimal("1.5"), description="Size multiplier for high-conviction signals, 1 to 10. Unit: ×.")
     sizing_mode: Literal["fixed", "risk_based"] = Field(
         "risk_based", description="How positions are sized: fixed (base_position_pct) or risk_based (risk_per_trade_pct).")
-    risk_per_trade_pct: Percent = Field(Decimal("1.0"), description="Capital put at risk per trade, in percent.")
-    max_concurrent_positions: Positive = Field(5, description="Open positions allowed at once.")
-    daily_loss_limit_pct: Percent = Field(Decimal("5.0"), description="Daily loss that stops new entries, in percent of capital.")
+    risk_per_trade_pct: Percent = Field(Decimal("1.0"), description="Capital put at risk per trade. Unit: % of capital.")
+    max_concurrent_positions: Positive = Field(5, description="Open positions allowed at once. Unit: positions.")
+    daily_loss_limit_pct: Percent = Field(Decimal("5.0"), description="Daily loss that stops new entries. Unit: % of capital.")
     daily_loss_limit_enabled: bool = Field(True, description="Whether the daily loss limit applies.")
-    max_concentration_token_pct: Percent = Field(Decimal("25.0"), description="Most capital in one token, in percent.")
-    max_concentration_cluster_pct: Percent = Field(Decimal("50.0"), description="Most capital in one wallet cluster, in percent.")
-    max_positions_per_cluster: Positive = Field(3, description="Open positions allowed per wallet cluster.")
+    max_concentration_token_pct: Percent = Field(Decimal("25.0"), description="Most capital in one token. Unit: % of capital.")
+    max_concentration_cluster_pct: Percent = Field(Decimal("50.0"), description="Most capital in one wallet cluster. Unit: % of capital.")
+    max_positions_per_cluster: Positive = Field(3, description="Open positions allowed per wallet cluster. Unit: positions.")
     drawdown_reduction_tiers: list[DrawdownTier] = Field(
         default_factory=lambda: [DrawdownTier(threshold_pct=t, size_reduction_pct=r)
                                  for t, r in ((5, 0), (10, 25), (15, 50), (20, 100))],
         min_length=1,
-        description="Position size cuts by drawdown: rising thresholds, non-decreasing reductions, in percent.")
-    score_threshold: Ratio = Field(Decimal("0.70"), description="Lowest signal score that opens a position (0 to 1).")
-    high_conviction_threshold: Ratio = Field(Decimal("0.85"), description="Signal score from which a signal is high-conviction (0 to 1).")
-    max_slippage_entry_bps: Int(gt=0, le=10000) = Field(100, description="Slippage accepted on entry, in basis points.")
-    max_slippage_exit_bps: Int(gt=0, le=10000) = Field(150, description="Slippage accepted on exit, in basis points.")
+        description="Position size cuts by drawdown: rising thresholds, non-decreasing reductions. Unit: % (both).")
+    score_threshold: Ratio = Field(Decimal("0.70"), description="Lowest signal score that opens a position, 0 to 1. Unit: score.")
+    high_conviction_threshold: Ratio = Field(Decimal("0.85"), description="Signal score from which a signal is high-conviction, 0 to 1. Unit: score.")
+    max_slippage_entry_bps: Int(gt=0, le=10000) = Field(100, description="Slippage accepted on entry. Unit: basis points.")
+    max_slippage_exit_bps: Int(gt=0, le=10000) = Field(150, description="Slippage accepted on exit. Unit: basis points.")
 
     @model_validator(mode="after")
     def _orders(self) -> TradingConfig:
@@ -150,19 +150,19 @@ class ScoringConfig(Settings):
     cross_rules: ClassVar[dict[str, tuple[str, ...]]] = {
         "chk_score_weights_sum": SCORE_WEIGHTS, "chk_wallet_weights_sum": WALLET_WEIGHTS}
 
-    wallet_score_weight: Ratio = Field(Decimal("0.30"), description="Weight of the wallet score in a signal's score (0 to 1).")
-    timing_score_weight: Ratio = Field(Decimal("0.25"), description="Weight of the timing score in a signal's score (0 to 1).")
-    market_score_weight: Ratio = Field(Decimal("0.20"), description="Weight of the market score in a signal's score (0 to 1).")
-    cluster_score_weight: Ratio = Field(Decimal("0.25"), description="Weight of the cluster score in a signal's score (0 to 1).")
-    wallet_win_rate_weight: Ratio = Field(Decimal("0.40"), description="Weight of win rate in the wallet score (0 to 1).")
-    wallet_avg_pnl_weight: Ratio = Field(Decimal("0.30"), description="Weight of average PnL in the wallet score (0 to 1).")
-    wallet_consistency_weight: Ratio = Field(Decimal("0.30"), description="Weight of consistency in the wallet score (0 to 1).")
-    timing_decay_hours: Positive = Field(4, description="Hours over which the timing score decays.")
-    timing_freshness_bonus: Ratio = Field(Decimal("0.2"), description="Bonus for a fresh signal, added to the timing score (0 to 1).")
-    market_liquidity_threshold: Numeric(20, 2, ge=0) = Field(Decimal("10000"), description="Least token liquidity for a full market score, in USD.")
-    market_volume_threshold: Numeric(20, 2, ge=0) = Field(Decimal("5000"), description="Least 24-hour volume for a full market score, in USD.")
-    cluster_min_sync_ratio: Ratio = Field(Decimal("0.3"), description="Share of a cluster that must buy together to amplify (0 to 1).")
-    cluster_amplification_factor: Numeric(4, 3, ge=1) = Field(Decimal("1.2"), description="Score multiplier for a synchronised cluster (1 or more).")
+    wallet_score_weight: Ratio = Field(Decimal("0.30"), description="Weight of the wallet score in a signal's score; the four weights sum to 1. Unit: fraction.")
+    timing_score_weight: Ratio = Field(Decimal("0.25"), description="Weight of the timing score in a signal's score; the four weights sum to 1. Unit: fraction.")
+    market_score_weight: Ratio = Field(Decimal("0.20"), description="Weight of the market score in a signal's score; the four weights sum to 1. Unit: fraction.")
+    cluster_score_weight: Ratio = Field(Decimal("0.25"), description="Weight of the cluster score in a signal's score; the four weights sum to 1. Unit: fraction.")
+    wallet_win_rate_weight: Ratio = Field(Decimal("0.40"), description="Weight of win rate in the wallet score; the three weights sum to 1. Unit: fraction.")
+    wallet_avg_pnl_weight: Ratio = Field(Decimal("0.30"), description="Weight of average PnL in the wallet score; the three weights sum to 1. Unit: fraction.")
+    wallet_consistency_weight: Ratio = Field(Decimal("0.30"), description="Weight of consistency in the wallet score; the three weights sum to 1. Unit: fraction.")
+    timing_decay_hours: Positive = Field(4, description="Time over which the timing score decays. Unit: hours.")
+    timing_freshness_bonus: Ratio = Field(Decimal("0.2"), description="Bonus added to the timing score of a fresh signal, 0 to 1. Unit: score.")
+    market_liquidity_threshold: Numeric(20, 2, ge=0) = Field(Decimal("10000"), description="Least token liquidity for a full market score. Unit: USD.")
+    market_volume_threshold: Numeric(20, 2, ge=0) = Field(Decimal("5000"), description="Least 24-hour volume for a full market score. Unit: USD.")
+    cluster_min_sync_ratio: Ratio = Field(Decimal("0.3"), description="Share of a cluster that must buy together to amplify, 0 to 1. Unit: fraction.")
+    cluster_amplification_factor: Numeric(4, 3, ge=1) = Field(Decimal("1.2"), description="Score multiplier for a synchronised cluster, 1 or more. Unit: ×.")
 
     @model_validator(mode="after")
     def _sums(self) -> ScoringConfig:
@@ -174,33 +174,33 @@ class ScoringConfig(Settings):
 class DiscoveryConfig(Settings):
     table: ClassVar[str] = "discovery_config"
 
-    run_interval_minutes: Positive = Field(60, description="Minutes between wallet discovery runs.")
-    max_wallets_per_run: Positive = Field(100, description="Most wallets examined in one discovery run.")
-    min_wallet_age_days: Int(ge=0) = Field(30, description="Youngest wallet considered, in days.")
-    min_win_rate: Ratio = Field(Decimal("0.55"), description="Lowest win rate for a wallet to qualify (0 to 1).")
-    min_trades: Positive = Field(10, description="Fewest trades for a wallet to qualify.")
-    min_avg_pnl_pct: Numeric(8, 2, ge=-100) = Field(Decimal("20.0"), description="Lowest average PnL per trade for a wallet to qualify, in percent.")
-    max_avg_loss_pct: Numeric(8, 2, ge=-100, le=0) = Field(Decimal("-30.0"), description="Deepest average loss tolerated, in percent (-100 to 0).")
-    decay_lookback_days: Positive = Field(30, description="Days of history used to detect a wallet's decay.")
-    decay_threshold: Ratio = Field(Decimal("0.15"), description="Drop in win rate that marks a wallet as decaying (0 to 1).")
-    decay_check_interval_hours: Positive = Field(24, description="Hours between decay checks.")
-    pump_volume_spike_threshold: Numeric(8, 2, ge=1) = Field(Decimal("3.0"), description="Volume multiple over normal that marks a pump (1 or more).")
-    pump_price_spike_threshold: Numeric(8, 2, ge=1) = Field(Decimal("2.0"), description="Price multiple over normal that marks a pump (1 or more).")
+    run_interval_minutes: Positive = Field(60, description="Time between wallet discovery runs. Unit: minutes.")
+    max_wallets_per_run: Positive = Field(100, description="Most wallets examined in one discovery run. Unit: wallets.")
+    min_wallet_age_days: Int(ge=0) = Field(30, description="Youngest wallet considered. Unit: days.")
+    min_win_rate: Ratio = Field(Decimal("0.55"), description="Lowest win rate for a wallet to qualify, 0 to 1. Unit: fraction.")
+    min_trades: Positive = Field(10, description="Fewest trades for a wallet to qualify. Unit: trades.")
+    min_avg_pnl_pct: Numeric(8, 2, ge=-100) = Field(Decimal("20.0"), description="Lowest average PnL per trade for a wallet to qualify. Unit: %.")
+    max_avg_loss_pct: Numeric(8, 2, ge=-100, le=0) = Field(Decimal("-30.0"), description="Deepest average loss tolerated, -100 to 0. Unit: %.")
+    decay_lookback_days: Positive = Field(30, description="History used to detect a wallet's decay. Unit: days.")
+    decay_threshold: Ratio = Field(Decimal("0.15"), description="Drop in win rate that marks a wallet as decaying, 0 to 1. Unit: fraction.")
+    decay_check_interval_hours: Positive = Field(24, description="Time between decay checks. Unit: hours.")
+    pump_volume_spike_threshold: Numeric(8, 2, ge=1) = Field(Decimal("3.0"), description="Volume over its normal level that marks a pump, 1 or more. Unit: ×.")
+    pump_price_spike_threshold: Numeric(8, 2, ge=1) = Field(Decimal("2.0"), description="Price over its normal level that marks a pump, 1 or more. Unit: ×.")
 
 
 class ClusterConfig(Settings):
     table: ClassVar[str] = "cluster_config"
     cross_rules: ClassVar[dict[str, tuple[str, ...]]] = {"chk_cluster_size_order": ("min_cluster_size", "max_cluster_size")}
 
-    min_cluster_size: Int(ge=2) = Field(3, description="Fewest wallets that form a cluster (2 or more).")
-    max_cluster_size: Int(ge=2) = Field(20, description="Most wallets in one cluster.")
-    similarity_threshold: Ratio = Field(Decimal("0.7"), description="Lowest similarity for two wallets to share a cluster (0 to 1).")
-    sync_time_window_minutes: Positive = Field(60, description="Window in which buys count as synchronised, in minutes.")
-    sync_token_overlap_threshold: Ratio = Field(Decimal("0.3"), description="Share of tokens two wallets must have in common (0 to 1).")
-    leader_min_followers: Positive = Field(2, description="Fewest followers for a wallet to count as a leader.")
-    leader_time_advantage_minutes: Positive = Field(5, description="How far a leader buys ahead of its followers, in minutes.")
+    min_cluster_size: Int(ge=2) = Field(3, description="Fewest wallets that form a cluster, 2 or more. Unit: wallets.")
+    max_cluster_size: Int(ge=2) = Field(20, description="Most wallets in one cluster. Unit: wallets.")
+    similarity_threshold: Ratio = Field(Decimal("0.7"), description="Lowest similarity for two wallets to share a cluster, 0 to 1. Unit: fraction.")
+    sync_time_window_minutes: Positive = Field(60, description="Window in which buys count as synchronised. Unit: minutes.")
+    sync_token_overlap_threshold: Ratio = Field(Decimal("0.3"), description="Share of tokens two wallets must have in common, 0 to 1. Unit: fraction.")
+    leader_min_followers: Positive = Field(2, description="Fewest followers for a wallet to count as a leader. Unit: wallets.")
+    leader_time_advantage_minutes: Positive = Field(5, description="How far a leader buys ahead of its followers. Unit: minutes.")
     enable_cluster_amplification: bool = Field(True, description="Whether synchronised clusters amplify signal scores.")
-    amplification_max_boost: Numeric(4, 3, ge=1) = Field(Decimal("1.5"), description="Largest score multiplier from cluster amplification (1 or more).")
+    amplification_max_boost: Numeric(4, 3, ge=1) = Field(Decimal("1.5"), description="Largest score multiplier from cluster amplification, 1 or more. Unit: ×.")
 
     @model_validator(mode="after")
     def _order(self) -> ClusterConfig:
@@ -214,41 +214,41 @@ class RiskConfig(Settings):
     table: ClassVar[str] = "risk_config"
 
     circuit_breaker_enabled: bool = Field(True, description="Whether the circuit breaker can halt trading.")
-    circuit_breaker_loss_threshold: Percent = Field(Decimal("10.0"), description="Loss that trips the circuit breaker, in percent of capital.")
-    circuit_breaker_cooldown_minutes: Positive = Field(60, description="Minutes trading stays halted after the breaker trips.")
-    max_drawdown_pct: Percent = Field(Decimal("20.0"), description="Largest drawdown from the peak before trading stops, in percent.")
-    drawdown_lookback_days: Positive = Field(30, description="Days over which drawdown is measured.")
-    max_order_attempts: Positive = Field(3, description="Attempts per order before it is given up.")
-    retry_delay_base_seconds: Positive = Field(5, description="Wait before the first order retry, in seconds.")
-    retry_delay_multiplier: Numeric(4, 2, ge=1) = Field(Decimal("3.0"), description="Factor by which each retry's wait grows (1 or more).")
-    emergency_exit_threshold_pct: Percent = Field(Decimal("50.0"), description="Loss on a position that forces an immediate exit, in percent.")
+    circuit_breaker_loss_threshold: Percent = Field(Decimal("10.0"), description="Loss that trips the circuit breaker. Unit: % of capital.")
+    circuit_breaker_cooldown_minutes: Positive = Field(60, description="Time trading stays halted after the breaker trips. Unit: minutes.")
+    max_drawdown_pct: Percent = Field(Decimal("20.0"), description="Largest drawdown from the peak before trading stops. Unit: %.")
+    drawdown_lookback_days: Positive = Field(30, description="Period over which drawdown is measured. Unit: days.")
+    max_order_attempts: Positive = Field(3, description="Attempts per order before it is given up. Unit: attempts.")
+    retry_delay_base_seconds: Positive = Field(5, description="Wait before the first order retry. Unit: seconds.")
+    retry_delay_multiplier: Numeric(4, 2, ge=1) = Field(Decimal("3.0"), description="Factor by which each retry's wait grows, 1 or more. Unit: ×.")
+    emergency_exit_threshold_pct: Percent = Field(Decimal("50.0"), description="Loss on a position that forces an immediate exit. Unit: %.")
 
 
 class ExitConfig(Settings):
     table: ClassVar[str] = "exit_config"
 
-    default_strategy_standard_id: UUID | None = Field(None, description="Exit strategy for standard positions (id), or none.")
-    default_strategy_high_conviction_id: UUID | None = Field(None, description="Exit strategy for high-conviction positions (id), or none.")
-    default_max_hold_hours: Positive = Field(168, description="Longest a position is held, in hours.")
-    stagnation_hours: Positive = Field(24, description="Hours without progress after which a position is stagnant.")
-    stagnation_threshold_pct: Percent = Field(Decimal("5.0"), description="Price move below which a position counts as stagnant, in percent.")
-    price_collection_interval_seconds: Positive = Field(5, description="Seconds between price samples of open positions.")
-    price_history_retention_days: Positive = Field(30, description="Days price history is kept.")
+    default_strategy_standard_id: UUID | None = Field(None, description="Exit strategy for standard positions, or none. Unit: strategy id.")
+    default_strategy_high_conviction_id: UUID | None = Field(None, description="Exit strategy for high-conviction positions, or none. Unit: strategy id.")
+    default_max_hold_hours: Positive = Field(168, description="Longest a position is held. Unit: hours.")
+    stagnation_hours: Positive = Field(24, description="Time without progress after which a position is stagnant. Unit: hours.")
+    stagnation_threshold_pct: Percent = Field(Decimal("5.0"), description="Price move below which a position counts as stagnant. Unit: %.")
+    price_collection_interval_seconds: Positive = Field(5, description="Time between price samples of open positions. Unit: seconds.")
+    price_history_retention_days: Positive = Field(30, description="How long price history is kept. Unit: days.")
 
 
 class ApiConfig(Settings):
     table: ClassVar[str] = "api_config"
 
-    dexscreener_requests_per_minute: Positive = Field(30, description="DexScreener request budget, per minute.")
-    birdeye_requests_per_minute: Positive = Field(60, description="Birdeye request budget, per minute.")
-    jupiter_requests_per_minute: Positive = Field(100, description="Jupiter request budget, per minute.")
-    helius_requests_per_minute: Positive = Field(100, description="Helius request budget, per minute.")
-    api_timeout_seconds: Positive = Field(10, description="Timeout of an HTTP API call, in seconds.")
-    rpc_timeout_seconds: Positive = Field(30, description="Timeout of a Solana RPC call, in seconds.")
-    api_retry_count: Int(ge=0) = Field(3, description="Retries of a failed API call (0: none).")
-    api_retry_backoff_seconds: Positive = Field(1, description="Wait before retrying an API call, in seconds.")
-    price_cache_ttl_seconds: Positive = Field(5, description="How long a cached price stays fresh, in seconds.")
-    token_info_cache_ttl_seconds: Positive = Field(300, description="How long cached token information stays fresh, in seconds.")
+    dexscreener_requests_per_minute: Positive = Field(30, description="DexScreener request budget. Unit: requests per minute.")
+    birdeye_requests_per_minute: Positive = Field(60, description="Birdeye request budget. Unit: requests per minute.")
+    jupiter_requests_per_minute: Positive = Field(100, description="Jupiter request budget. Unit: requests per minute.")
+    helius_requests_per_minute: Positive = Field(100, description="Helius request budget. Unit: requests per minute.")
+    api_timeout_seconds: Positive = Field(10, description="Timeout of an HTTP API call. Unit: seconds.")
+    rpc_timeout_seconds: Positive = Field(30, description="Timeout of a Solana RPC call. Unit: seconds.")
+    api_retry_count: Int(ge=0) = Field(3, description="Retries of a failed API call, 0 for none. Unit: retries.")
+    api_retry_backoff_seconds: Positive = Field(1, description="Wait before retrying an API call. Unit: seconds.")
+    price_cache_ttl_seconds: Positive = Field(5, description="How long a cached price stays fresh. Unit: seconds.")
+    token_info_cache_ttl_seconds: Positive = Field(300, description="How long cached token information stays fresh. Unit: seconds.")
 
 
 MODELS: dict[str, type[Settings]] = {
@@ -261,3 +261,26 @@ MODELS: dict[str, type[Settings]] = {
     "api": ApiConfig,
 }
 DOMAINS = tuple(MODELS)
+
+
+def meaning_and_unit(comment: str | None) -> tuple[str, str]:
+    """A column comment, '<meaning>. Unit: <unit>.', split in two (unit '' when there is none)."""
+    text = (comment or "").strip()
+    meaning, _, unit = text.partition(" Unit: ")
+    return meaning.rstrip("."), unit.rstrip(".")
+
+
+def plain(value: Any) -> Any:
+    """JSON- and YAML-ready data: exact decimals as numbers (strings only where a float would round)."""
+    if isinstance(value, Decimal):
+        as_float = float(value)
+        return as_float if Decimal(repr(as_float)) == value else str(value)
+    if isinstance(value, BaseModel):
+        return plain(value.model_dump())
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, UUID):
+        return str(value)
+    return value
