@@ -293,14 +293,16 @@ BEGIN
             USING ERRCODE = 'WT001', HINT = 'Clone it into a draft instead.';
     END IF;
     EXECUTE format('SELECT name FROM %s WHERE id = $1', tbl) INTO source_name USING source_id;
+    -- A draft of a draft of X is '<X> (draft N)', not '<X> (draft) (draft)'.
+    source_name := left(regexp_replace(source_name, ' \(draft( [0-9]+)?\)$', ''), 85);
     IF draft_name IS NULL THEN
-        draft_name := left(source_name, 85) || ' (draft)';
+        draft_name := source_name || ' (draft)';
         LOOP
             EXECUTE format('SELECT EXISTS (SELECT FROM %s WHERE status = ''draft'' AND name = $1)', tbl)
                 INTO taken USING draft_name;
             EXIT WHEN NOT taken;
             n := n + 1;
-            draft_name := left(source_name, 85) || ' (draft ' || n || ')';
+            draft_name := source_name || ' (draft ' || n || ')';
         END LOOP;
     END IF;
     PERFORM set_config('walltrack.audit_action', CASE WHEN as_restore THEN 'restore' ELSE 'create' END, true);

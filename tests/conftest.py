@@ -134,11 +134,11 @@ def write_migrations(tmp_path: Path) -> Callable[[dict[str, str]], Path]:
     return write
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """The installed console script, as an operator runs it."""
+def run_cli(*args: str, env: dict[str, str] | None = None, input: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
+    """The installed console script, as an operator runs it (stdin is `input`, empty by default)."""
     full_env = {k: v for k, v in os.environ.items() if k != "WALLTRACK_DATABASE_URL"}
     full_env.update(env or {})
-    return subprocess.run([str(CLI), *args], capture_output=True, text=True, env=full_env, timeout=timeout)
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, env=full_env, input=input, timeout=timeout)
 
 
 def catalog(url: str) -> dict[str, list[tuple]]:

@@ -59,6 +59,10 @@ def test_clone_names_do_not_collide(conn):
     with pytest.raises(InvalidValue) as err:
         lc.clone(conn, "api", "default", actor="ann", name="Fast lane")
     assert err.value.fields == ["name"]
+    again = lc.clone(conn, "api", second.id, actor="ann")
+    assert again.name == "System Defaults (draft 3)"  # not '... (draft 2) (draft)'
+    lc.activate(conn, "api", again.id, actor="ann")
+    assert lc.clone(conn, "api", actor="ann").name == "System Defaults (draft 3)"  # free again once live
 
 
 def test_restore_and_discard(conn):

@@ -112,12 +112,12 @@ def plan(conn: psycopg.Connection, document: dict[str, Any], source: str = "<inp
 def apply(conn: psycopg.Connection, plans: list[ImportPlan], *, actor: str, reason: str | None = None,
           activate: bool = False) -> list[ConfigRow]:
     """One draft per plan (activated if asked), all in one transaction: all land or none."""
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M")
     done = []
     with conn.transaction():
         for p in plans:
+            # The file's own name when it brings one; else the database picks a free '<active> (draft N)'.
             draft = lifecycle.clone(conn, p.domain, p.active.id, actor=actor, reason=reason,
-                                    name=p.name if p.name and p.name != p.active.name else f"Imported {stamp}")
+                                    name=p.name if p.name and p.name != p.active.name else None)
             changes: dict[str, Any] = {c.field: getattr(p.settings, c.field) for c in p.changes}
             if p.description is not None:
                 changes["description"] = p.description

@@ -53,10 +53,11 @@ class ConfigRow:
     settings: Settings
 
     def columns(self) -> dict[str, Any]:
-        """Every column of the table under its own name (JSON-ready values)."""
+        """Every column of the table under its own name, in the table's order (JSON-ready values)."""
         meta = {name: getattr(self, name) for name in META}
         meta.update(id=str(self.id), created_at=self.created_at.isoformat(), updated_at=self.updated_at.isoformat())
-        return meta | plain(self.settings)
+        head, tail = META[:4], META[4:]  # V8's layout: id, name, status, version, settings..., description, ...
+        return {k: meta[k] for k in head} | plain(self.settings) | {k: meta[k] for k in tail}
 
 
 def model_of(domain: str) -> type[Settings]:

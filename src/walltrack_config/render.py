@@ -15,14 +15,15 @@ from typing import Any
 from .models import plain
 
 
+def _stream(stderr: bool):
+    return sys.stderr if stderr else sys.stdout
+
+
 def console(stderr: bool = False):
+    """rich, for a terminal only: piped output is plain text and never imports it."""
     from rich.console import Console
 
-    stream = sys.stderr if stderr else sys.stdout
-    terminal = stream.isatty()
-    # Piped: no colour, no wrapping, so scripts and `grep` see one line per row.
-    return Console(file=stream, highlight=False, soft_wrap=not terminal, width=None if terminal else 10_000,
-                   no_color=not terminal)
+    return Console(file=_stream(stderr), highlight=False)
 
 
 def emit_json(document: Any) -> None:
@@ -49,21 +50,25 @@ def when(moment: datetime | None) -> str:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, stderr: bool = False, title: str | None = None) -> None:
+    cells = [[c if isinstance(c, str) else value(c) for c in row] for row in rows]
+    if not _stream(stderr).isatty():
+        # Plain, aligned, one line per row: what scripts and grep want.
+        widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+        out = ([title] if title else []) + [
+            "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [list(headers), *cells]]
+        _stream(stderr).write("\n".join(out) + "\n")
+        return
     from rich import box
     from rich.table import Table
 
-    out = console(stderr)
-    grid = Table(*headers, title=title, box=box.SIMPLE_HEAD if out.is_terminal else None,
-                 header_style="bold" if out.is_terminal else "", title_justify="left")
-    for row in rows:
-        grid.add_row(*(value(cell) if not isinstance(cell, str) else cell for cell in row))
-    out.print(grid)
+    grid = Table(*headers, title=title, box=box.SIMPLE_HEAD, header_style="bold", title_justify="left")
+    for row in cells:
+        grid.add_row(*row)
+    console(stderr).print(grid)
 
 
 def lines(*texts: str, stderr: bool = False) -> None:
-    out = console(stderr)
-    for text in texts:
-        out.print(text, markup=False)
+    _stream(stderr).write("".join(f"{t}\n" for t in texts))
 
 
 def changes_table(changes, *, stderr: bool = False, old: str = "old", new: str = "new") -> None:
