@@ -109,6 +109,20 @@ def v8_db(server: Server) -> Iterator[str]:
 
 
 @pytest.fixture
+def db_at(server: Server) -> Iterator[Callable[[int], str]]:
+    """Make new databases migrated up to a given version; returns their URLs."""
+    made: list[str] = []
+
+    def make(version: int) -> str:
+        made.append(server.migrated(version))
+        return server.url(made[-1])
+
+    yield make
+    for name in made:
+        server.drop(name)
+
+
+@pytest.fixture
 def conn(migrated_db: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(migrated_db, autocommit=True) as c:
         yield c

@@ -12,7 +12,7 @@ import yaml
 
 from conftest import run_cli
 from test_cli import assert_one_line_error
-from walltrack_config import cli_config, models
+from walltrack_config import cli_args, cli_config, models
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def new_draft(wtc, domain: str = "risk", *extra: str) -> dict:
 
 
 def test_domain_choices_are_the_models():
-    assert tuple(d.value for d in cli_config.Domain) == models.DOMAINS
+    assert tuple(d.value for d in cli_args.Domain) == models.DOMAINS
 
 
 def test_parse_assignments_reads_by_column_type():

@@ -177,8 +177,8 @@ def test_u9_returns_the_database_to_v8(v8_db):
     assert catalog(v8_db) == before
 
 
-def test_u9_keeps_the_rows_written_under_v9(migrated_db):
-    with psycopg.connect(migrated_db, autocommit=True) as conn:
+def test_u9_keeps_the_rows_written_under_v9(db_at):
+    with psycopg.connect(db_at(9), autocommit=True) as conn:
         conn.execute("SELECT walltrack.clone_config('risk', (SELECT id FROM walltrack.risk_config WHERE status = 'active'))")
         audit = conn.execute("SELECT count(*) FROM walltrack.config_audit_log").fetchone()[0]
         with conn.transaction():

@@ -212,7 +212,7 @@ def _json(document: Any) -> None:
     typer.echo(json.dumps(document, indent=2))
 
 
-from . import cli_config  # noqa: E402,F401  (registers the operator's commands on `app`)
+from . import cli_config, cli_live  # noqa: E402,F401  (register the operator's commands on `app`)
 
 
 def main(argv: list[str] | None = None) -> None:

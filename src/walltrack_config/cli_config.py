@@ -8,26 +8,14 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from .cli import Options, _connect, app
+from .cli_args import Domain, DomainArg, DraftOpt, Format, ReasonOpt, Status, YesOpt
 from .errors import FieldError, InvalidValue, NothingToDo
-
-# Kept literal so --help need not import the models (tests hold it equal to models.DOMAINS).
-Domain = Enum("Domain", {d: d for d in ("trading", "scoring", "discovery", "cluster", "risk", "exit", "api")}, type=str)
-Status = Enum("Status", {s: s for s in ("default", "draft", "active", "archived")}, type=str)
-Format = Enum("Format", {"yaml": "yaml", "json": "json"}, type=str)
-
-DomainArg = Annotated[Domain, typer.Argument(metavar="DOMAIN", help="trading, scoring, discovery, cluster, risk, exit or api.",
-                                             show_default=False)]
-DraftOpt = Annotated[Optional[str], typer.Option("--draft", help="The draft's id; default the domain's only draft.")]
-ReasonOpt = Annotated[Optional[str], typer.Option(help="Why, for the audit trail.")]
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-
 
 def parse_assignments(assignments: list[str], model: type) -> dict[str, Any]:
     """KEY=VALUE pairs, each value read by its column's type: JSON for the drawdown tiers, null for none."""

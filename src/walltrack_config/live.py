@@ -1,0 +1,272 @@
+"""Live configuration for running processes: pushed by PostgreSQL, read from memory, kept through outages.
+
+    live = LiveConfig(url).start()
+    live.risk.max_drawdown_pct          # from memory: no I/O, no lock
+    live.subscribe("risk", lambda old, new: ...)
+
+A listener thread LISTENs on `walltrack_config` (V10 notifies it when a config goes live), reads the new
+active row and swaps it in whole. When its connection drops it reconnects with backoff and reloads every
+domain, because notifications sent while it was away are lost. The last good settings are saved under
+WALLTRACK_HOME, so a process can start while the database is down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from uuid import UUID
+
+from . import db, lifecycle
+from .errors import ConfigError, DatabaseError
+from .models import DOMAINS, MODELS, Settings, plain
+
+CHANNEL = "walltrack_config"
+log = logging.getLogger("walltrack_config.live")
+
+Callback = Callable[[Settings, Settings], Any]
+
+
+class LiveConfigUnavailable(DatabaseError):
+    """No database at start, no saved settings, and the defaults were not asked for."""
+
+
+@dataclass(frozen=True)
+class LiveRow:
+    """One domain's active row as a running process holds it."""
+
+    domain: str
+    id: UUID | None
+    version: int
+    settings: Settings
+
+
+@dataclass(frozen=True)
+class Health:
+    connected: bool
+    source: str  # 'database', 'saved' (the file under WALLTRACK_HOME) or 'defaults'
+    age: float  # seconds since the settings were last known to be current
+    last_error: str | None
+    versions: Mapping[str, int]
+
+
+class LiveConfig:
+    """The active settings of every domain, kept current by PostgreSQL's notifications."""
+
+    def __init__(self, url: str | None = None, *, domains: Iterable[str] = DOMAINS, allow_defaults: bool = False,
+                 state_dir: Path | None = None, max_backoff: float = 1.0, poll: float = 0.5):
+        self._url = db.resolve_url(url)
+        self._domains = tuple(domains)
+        for domain in self._domains:
+            lifecycle.model_of(domain)
+        self._allow_defaults, self._max_backoff, self._poll = allow_defaults, max_backoff, poll
+        self._state = (state_dir or db.home() / "live") / f"{hashlib.sha256(db.describe(self._url).encode()).hexdigest()[:16]}.json"
+        self._rows: Mapping[str, LiveRow] = MappingProxyType({})
+        self._subscribers: dict[str, list[Callback]] = {d: [] for d in self._domains}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._connected, self._source, self._synced, self._error = False, "database", 0.0, None
+        self._changed = threading.Condition()
+        self._listening = threading.Event()
+
+    # -- reading: memory only ------------------------------------------------------
+
+    def get(self, domain: str) -> Settings:
+        return self._rows[domain].settings
+
+    def row(self, domain: str) -> LiveRow:
+        return self._rows[domain]
+
+    def snapshot(self) -> Mapping[str, LiveRow]:
+        """Every domain at one instant: read several domains from one snapshot for a consistent view."""
+        return self._rows
+
+    @property
+    def trading(self): return self._rows["trading"].settings  # noqa: E704 (seven one-line doors)
+
+    @property
+    def scoring(self): return self._rows["scoring"].settings  # noqa: E704
+
+    @property
+    def discovery(self): return self._rows["discovery"].settings  # noqa: E704
+
+    @property
+    def cluster(self): return self._rows["cluster"].settings  # noqa: E704
+
+    @property
+    def risk(self): return self._rows["risk"].settings  # noqa: E704
+
+    @property
+    def exit(self): return self._rows["exit"].settings  # noqa: E704
+
+    @property
+    def api(self): return self._rows["api"].settings  # noqa: E704
+
+    def health(self) -> Health:
+        age = 0.0 if self._connected else max(0.0, time.time() - self._synced)
+        return Health(self._connected, self._source, age, self._error,
+                      MappingProxyType({d: r.version for d, r in self._rows.items()}))
+
+    # -- subscribing -----------------------------------------------------------------
+
+    def subscribe(self, domain: str, callback: Callback) -> Callable[[], None]:
+        """Call `callback(old, new)` after each change of a domain; returns a function that unsubscribes."""
+        self._subscribers[domain].append(callback)
+        return lambda: self._subscribers[domain].remove(callback)
+
+    def wait_for(self, domain: str, row_id: UUID, version: int | None = None, timeout: float = 5.0) -> bool:
+        """Block until the domain's live row is `row_id` (at `version`, if given); for tests and tools only.
+
+        Versions count the changes of one row, so only the id (and its version) says which settings are live.
+        """
+        def arrived() -> bool:
+            row = self._rows.get(domain)
+            return row is not None and row.id == row_id and (version is None or row.version >= version)
+
+        with self._changed:
+            return self._changed.wait_for(arrived, timeout)
+
+    # -- running ---------------------------------------------------------------------
+
+    def start(self) -> LiveConfig:
+        """Load every domain (database, else saved settings, else defaults if allowed) and start listening."""
+        try:
+            with db.connect(self._url) as conn:
+                self._load(conn, self._domains)
+            self._source = "database"
+        except DatabaseError as exc:
+            self._error = str(exc)
+            self._fall_back(exc)
+        self._thread = threading.Thread(target=self._listen, name="walltrack-live", daemon=True)
+        self._thread.start()
+        if self._source == "database":
+            self._listening.wait(db.CONNECT_TIMEOUT)  # started means hearing changes, when the database answers
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self._poll + 5)
+
+    def __enter__(self) -> LiveConfig:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _fall_back(self, exc: ConfigError) -> None:
+        saved = self._read_saved()
+        if saved is not None:
+            self._swap(saved, notify=False)
+            self._source = "saved"
+            log.warning("database unreachable (%s); running on the settings saved at %s", exc,
+                        datetime.fromtimestamp(self._synced, timezone.utc).isoformat(timespec="seconds"))
+        elif self._allow_defaults:
+            self._swap({d: LiveRow(d, None, 0, MODELS[d]()) for d in self._domains}, notify=False)
+            self._source, self._synced = "defaults", time.time()
+            log.warning("database unreachable (%s) and no saved settings; running on the built-in defaults", exc)
+        else:
+            raise LiveConfigUnavailable(f"{exc}; no saved settings in {self._state} (pass allow_defaults=True "
+                                        "to start on the built-in defaults)") from None
+
+    def _listen(self) -> None:
+        import psycopg
+
+        delay = 0.05
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._url, autocommit=True, connect_timeout=db.CONNECT_TIMEOUT,
+                                     application_name="walltrack-live") as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    # Listening first, then loading: nothing committed in between, or while we were away, is missed.
+                    self._load(conn, self._domains)
+                    self._connected, self._source, self._error, delay = True, "database", None, 0.05
+                    self._listening.set()
+                    log.info("listening for configuration changes")
+                    while not self._stop.is_set():
+                        # Back at the first notification; psycopg keeps the ones that come during _load for us.
+                        domains = {self._domain_of(n.payload) for n in conn.notifies(timeout=self._poll, stop_after=1)}
+                        self._synced = time.time()
+                        if domains - {None}:
+                            self._load(conn, sorted(domains - {None}))
+            except (psycopg.OperationalError, DatabaseError) as exc:
+                self._error = " ".join(str(exc).split())
+                if self._connected:
+                    log.warning("lost the database (%s); keeping the last good settings and reconnecting", self._error)
+            except Exception:  # a bug must not end the listener: log it and start over
+                log.exception("configuration listener failed; restarting it")
+            if self._connected:
+                self._synced = time.time()
+            self._connected = False
+            self._stop.wait(delay)
+            delay = min(delay * 2, self._max_backoff)
+
+    def _domain_of(self, payload: str) -> str | None:
+        try:
+            domain = json.loads(payload)["domain"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignored a malformed notification: %r", payload)
+            return None
+        return domain if domain in self._subscribers else None
+
+    def _load(self, conn, domains: Iterable[str]) -> None:
+        fresh = {}
+        for domain in domains:
+            row = lifecycle.active_row(conn, domain)
+            fresh[domain] = LiveRow(domain, row.id, row.version, row.settings)
+        self._swap(fresh, notify=True)
+        self._synced = time.time()
+        self._save()
+
+    def _swap(self, fresh: Mapping[str, LiveRow], *, notify: bool) -> None:
+        old = self._rows
+        changed = {d: r for d, r in fresh.items() if d not in old or (old[d].id, old[d].version) != (r.id, r.version)}
+        if not changed:
+            return
+        self._rows = MappingProxyType({**old, **changed})  # one reference: readers see all of it or none
+        for domain, row in changed.items() if notify else ():
+            if domain not in old:
+                continue
+            for callback in list(self._subscribers[domain]):
+                try:
+                    callback(old[domain].settings, row.settings)
+                except Exception:  # one subscriber's bug must not keep the others from hearing
+                    log.exception("a callback on %s failed", domain)
+        with self._changed:  # waiters wake once the change is fully handled, callbacks included
+            self._changed.notify_all()
+
+    def _save(self) -> None:
+        document = {"saved_at": time.time(), "domains": {
+            d: {"id": str(r.id) if r.id else None, "version": r.version, "settings": plain(r.settings)}
+            for d, r in self._rows.items()}}
+        try:
+            self._state.parent.mkdir(parents=True, exist_ok=True)
+            partial = self._state.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_text(json.dumps(document))
+            os.replace(partial, self._state)  # whole file or none, even if we die mid-write
+        except OSError as exc:
+            log.warning("could not save the settings to %s: %s", self._state, exc)
+
+    def _read_saved(self) -> dict[str, LiveRow] | None:
+        try:
+            document = json.loads(self._state.read_text())
+            rows = {d: LiveRow(d, UUID(e["id"]) if e["id"] else None, e["version"], MODELS[d].model_validate(e["settings"]))
+                    for d, e in document["domains"].items() if d in self._subscribers}
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # a damaged file is no settings at all, and we say so
+            log.warning("ignored the saved settings in %s: %s", self._state, exc)
+            return None
+        if set(rows) != set(self._domains):
+            return None
+        self._synced = float(document["saved_at"])
+        return rows
