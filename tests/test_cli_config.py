@@ -204,7 +204,7 @@ def test_activate_asks_first(wtc):
 
 
 def test_activate_yes_with_json_prints_only_the_row(wtc):
-    draft = new_draft(wtc)
+    new_draft(wtc)
     wtc("set", "risk", "max_order_attempts=9")
     done = wtc("--json", "activate", "risk", "--yes")
     assert as_json(done)["status"] == "active" and "max_order_attempts" in done.stderr
