@@ -185,3 +185,27 @@ def test_u9_keeps_the_rows_written_under_v9(db_at):
             conn.execute(V9.undo.sql)
         assert conn.execute("SELECT count(*) FROM walltrack.risk_config WHERE status = 'draft'").fetchone()[0] == 1
         assert conn.execute("SELECT count(*) FROM walltrack.config_audit_log").fetchone()[0] == audit == 1
+
+
+@pytest.mark.parametrize(
+    "call, sqlstate, match",
+    [
+        ("SELECT walltrack.edit_config('risk', '{draft}', 1, '{{\"max_drawdwn_pct\": 5}}', 'psql', 'typo')",
+         "WT004", "unknown field max_drawdwn_pct"),
+        ("SELECT walltrack.edit_config('risk', '{draft}', 1, '{{\"max_order_attempts\": \"many\"}}', 'psql', 'x')",
+         "22P02", "invalid value for max_order_attempts"),
+        ("SELECT walltrack.edit_config('risk', '{draft}', 1, '{{\"max_drawdown_pct\": 150}}', 'psql', 'x')",
+         "23514", "chk_max_drawdown_pct"),
+        ("SELECT walltrack.edit_config('risk', '{draft}', 7, '{{\"max_order_attempts\": 4}}', 'psql', 'x')",
+         "WT002", "at version 1, not 7"),
+        ("SELECT walltrack.edit_config('risk', '{draft}', 1, '[1, 2]', 'psql', 'x')", "WT004", "JSON object"),
+        ("SELECT walltrack.activate_config('riks', '{draft}', 'psql', 'x')", "WT003", "unknown config domain"),
+        ("SELECT walltrack.discard_config('risk', gen_random_uuid(), 'psql', 'x')", "WT003", "no row"),
+        ("SELECT walltrack.restore_config('risk', '{draft}', NULL, 'psql', 'x')", "WT001", "only archived rows"),
+    ],
+)
+def test_the_sql_functions_refuse_bad_input_by_name_and_write_nothing(conn, call, sqlstate, match):
+    draft = new_draft(conn, "risk_config")
+    err = refused(conn, "risk_config", call.format(draft=draft), sqlstate=sqlstate, match=match)
+    if sqlstate in ("WT004", "22P02") and "JSON" not in match:
+        assert err.diag.column_name in ("max_drawdwn_pct", "max_order_attempts")
