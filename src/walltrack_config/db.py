@@ -61,7 +61,7 @@ def describe(url: str) -> str:
     return f"{user}{host}{port}/{info.get('dbname') or ''}"
 
 
-def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection:
+def connect(url: str, *, autocommit: bool = True, application_name: str = "walltrack-config") -> psycopg.Connection:
     """A connection, or DatabaseUnavailable naming the server (never the password) and the cause."""
     import psycopg
 
@@ -71,7 +71,7 @@ def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection:
             url,
             autocommit=autocommit,
             connect_timeout=CONNECT_TIMEOUT,
-            application_name="walltrack-config",
+            application_name=application_name,
         )
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(describe(url), _cause(str(exc))) from None

@@ -183,8 +183,7 @@ class InvalidFile(ConfigError):
 
 
 class NothingToDo(ConfigError):
-    def __init__(self, message: str):
-        super().__init__(message)
+    """The command would change nothing (or the operator said no)."""
 
 
 class UsageError(ConfigError):

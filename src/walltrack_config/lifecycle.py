@@ -159,10 +159,7 @@ def _row(domain: str, record: dict[str, Any]) -> ConfigRow:
 def clone(conn: psycopg.Connection, domain: str, source: UUID | str = "active", *, actor: str,
           reason: str | None = None, name: str | None = None) -> ConfigRow:
     """A new draft copied from a row: 'active', 'default' or an id."""
-    if source in ("active", "default"):
-        source_id = rows(conn, domain, str(source))[0].id
-    else:
-        source_id = _uuid(domain, source)
+    source_id = resolve(conn, domain, source).id if source in ("active", "default") else _uuid(domain, source)
     new_id = _call(conn, domain, "clone_config", source_id, name, actor, reason)
     return get(conn, domain, new_id)
 

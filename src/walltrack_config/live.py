@@ -76,7 +76,6 @@ class LiveConfig:
         self._thread: threading.Thread | None = None
         self._connected, self._source, self._synced, self._error = False, "database", 0.0, None
         self._changed = threading.Condition()
-        self._listening = threading.Event()
 
     # -- reading: memory only ------------------------------------------------------
 
@@ -138,18 +137,17 @@ class LiveConfig:
     # -- running ---------------------------------------------------------------------
 
     def start(self) -> LiveConfig:
-        """Load every domain (database, else saved settings, else defaults if allowed) and start listening."""
+        """Listen and load every domain (database, else saved settings, else defaults if allowed)."""
+        import psycopg
+
+        conn = None
         try:
-            with db.connect(self._url) as conn:
-                self._load(conn, self._domains)
-            self._source = "database"
-        except DatabaseError as exc:
-            self._error = str(exc)
+            conn = self._open()  # once started, changes are heard: the thread goes on with this connection
+        except (psycopg.OperationalError, DatabaseError) as exc:
+            self._error = " ".join(str(exc).split())
             self._fall_back(exc)
-        self._thread = threading.Thread(target=self._listen, name="walltrack-live", daemon=True)
+        self._thread = threading.Thread(target=self._listen, args=(conn,), name="walltrack-live", daemon=True)
         self._thread.start()
-        if self._source == "database":
-            self._listening.wait(db.CONNECT_TIMEOUT)  # started means hearing changes, when the database answers
         return self
 
     def stop(self) -> None:
@@ -178,32 +176,41 @@ class LiveConfig:
             raise LiveConfigUnavailable(f"{exc}; no saved settings in {self._state} (pass allow_defaults=True "
                                         "to start on the built-in defaults)") from None
 
-    def _listen(self) -> None:
+    def _open(self):
+        """A connection that LISTENs, then every domain loaded through it: nothing committed in between is missed."""
+        conn = db.connect(self._url, application_name="walltrack-live")
+        try:
+            conn.execute(f"LISTEN {CHANNEL}")
+            self._load(conn, self._domains)
+        except BaseException:
+            conn.close()
+            raise
+        self._connected, self._source, self._error = True, "database", None
+        return conn
+
+    def _listen(self, conn) -> None:
         import psycopg
 
         delay = 0.05
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._url, autocommit=True, connect_timeout=db.CONNECT_TIMEOUT,
-                                     application_name="walltrack-live") as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    # Listening first, then loading: nothing committed in between, or while we were away, is missed.
-                    self._load(conn, self._domains)
-                    self._connected, self._source, self._error, delay = True, "database", None, 0.05
-                    self._listening.set()
+                with conn if conn is not None else self._open() as listening:
+                    delay = 0.05
                     log.info("listening for configuration changes")
                     while not self._stop.is_set():
                         # Back at the first notification; psycopg keeps the ones that come during _load for us.
-                        domains = {self._domain_of(n.payload) for n in conn.notifies(timeout=self._poll, stop_after=1)}
+                        notes = listening.notifies(timeout=self._poll, stop_after=1)
+                        domains = {self._domain_of(n.payload) for n in notes} - {None}
                         self._synced = time.time()
-                        if domains - {None}:
-                            self._load(conn, sorted(domains - {None}))
+                        if domains:
+                            self._load(listening, sorted(domains))
             except (psycopg.OperationalError, DatabaseError) as exc:
                 self._error = " ".join(str(exc).split())
                 if self._connected:
                     log.warning("lost the database (%s); keeping the last good settings and reconnecting", self._error)
             except Exception:  # a bug must not end the listener: log it and start over
                 log.exception("configuration listener failed; restarting it")
+            conn = None
             if self._connected:
                 self._synced = time.time()
             self._connected = False
