@@ -71,6 +71,7 @@ class LiveConfig:
         self._allow_defaults, self._max_backoff, self._poll = allow_defaults, max_backoff, poll
         self._state = (state_dir or db.home() / "live") / f"{hashlib.sha256(db.describe(self._url).encode()).hexdigest()[:16]}.json"
         self._rows: Mapping[str, LiveRow] = MappingProxyType({})
+        self._handled = self._rows  # what wait_for sees: _rows once its callbacks have run
         self._subscribers: dict[str, list[Callback]] = {d: [] for d in self._domains}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -128,7 +129,7 @@ class LiveConfig:
         Versions count the changes of one row, so only the id (and its version) says which settings are live.
         """
         def arrived() -> bool:
-            row = self._rows.get(domain)
+            row = self._handled.get(domain)
             return row is not None and row.id == row_id and (version is None or row.version >= version)
 
         with self._changed:
@@ -248,7 +249,8 @@ class LiveConfig:
                     callback(old[domain].settings, row.settings)
                 except Exception:  # one subscriber's bug must not keep the others from hearing
                     log.exception("a callback on %s failed", domain)
-        with self._changed:  # waiters wake once the change is fully handled, callbacks included
+        with self._changed:  # waiters see a change once it is fully handled, callbacks included
+            self._handled = self._rows
             self._changed.notify_all()
 
     def _save(self) -> None:
