@@ -42,10 +42,10 @@ def main() -> None:
             drafts = iter([lc.clone(conn, "risk", actor="bench").id for _ in range(2 * args.runs + 20)])
 
             def api_activate() -> None:
-                lc.activate(conn, "risk", next(drafts), actor="bench", reason="benchmark")
+                lc.activate(conn, "risk", next(drafts), expected_version=1, actor="bench", reason="benchmark")
 
             def sql_activate() -> None:
-                conn.execute("SELECT walltrack.activate_config('risk', %s, 'bench', 'benchmark')", [next(drafts)])
+                conn.execute("SELECT walltrack.activate_config('risk', %s, 1, 'bench', 'benchmark')", [next(drafts)])
 
             queries = [sql.SQL("SELECT * FROM walltrack.{} WHERE status = 'active'").format(
                 sql.Identifier(MODELS[d].table)) for d in DOMAINS]

@@ -45,7 +45,7 @@ def activate_timed(url: str, value: int) -> float:
         draft = lc.clone(conn, "risk", actor="bench")
         lc.edit(conn, "risk", draft.id, draft.version, {"max_order_attempts": value}, actor="bench")
         conn.commit()
-        conn.execute("SELECT walltrack.activate_config('risk', %s, 'bench', 'benchmark')", [draft.id])
+        conn.execute("SELECT walltrack.activate_config('risk', %s, 2, 'bench', 'benchmark')", [draft.id])
         started = time.time()
         conn.commit()
         return started
@@ -101,7 +101,7 @@ def recovery(pg, url: str, tmp: str, times: int) -> list[float]:
             with psycopg.connect(url, autocommit=True) as conn:
                 draft = lc.clone(conn, "risk", actor="bench")
                 lc.edit(conn, "risk", draft.id, draft.version, {"max_order_attempts": 6 + i % 2}, actor="bench")
-                new = lc.activate(conn, "risk", draft.id, actor="bench")
+                new = lc.activate(conn, "risk", draft.id, expected_version=2, actor="bench")
             assert live.wait_for("risk", new.id, timeout=10)
             out.append(time.perf_counter() - ready)
     return out

@@ -57,7 +57,7 @@ def main() -> None:
 
         def with_cli(url: str) -> None:
             run(CLI, "--database-url", url, "db", "migrate")
-            run(CLI, "--database-url", url, "db", "undo", "--to", "0")
+            run(CLI, "--database-url", url, "db", "undo", "--to", "0", "--yes")
 
         def with_api(url: str) -> None:
             current = migrations.discover()  # once, as one process of the runner would

@@ -173,7 +173,8 @@ def catalog(url: str) -> dict[str, list[tuple]]:
         "types": f"""SELECT n.nspname, t.typname, t.typtype, obj_description(t.oid, 'pg_type'),
                         (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
                      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {user_ns}""",
-        "functions": f"""SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), md5(p.prosrc)
+        "functions": f"""SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), md5(p.prosrc),
+                                p.proconfig, p.prosecdef
                          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {user_ns}""",
         "triggers": f"""SELECT n.nspname, c.relname, t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t
                         JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -36,7 +36,7 @@ def test_migrate_status_undo_round_trip(empty_db):
     assert again.returncode == 0 and f"nothing to migrate: database is at V{LATEST}" in again.stdout
     status = json.loads(run_cli("--database-url", empty_db, "--json", "--actor", "ops", "db", "status").stdout)
     assert [(r["version"], r["state"], r["applied_by"]) for r in status][:1] == [(8, "applied", os_user())]
-    undone = run_cli("--database-url", empty_db, "--actor", "ops", "db", "undo", "--to", "0")
+    undone = run_cli("--database-url", empty_db, "--actor", "ops", "db", "undo", "--to", "0", "--yes")
     assert undone.returncode == 0 and "undone V8" in undone.stdout
     assert history_rows(empty_db)[-1] == (8, "undo", True)
 

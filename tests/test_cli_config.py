@@ -76,8 +76,8 @@ def test_show_json_is_one_row_with_every_column(wtc):
 
 
 def test_show_errors(wtc):
-    assert_one_line_error(wtc("show", "risk", "--status", "draft"), 1, "risk has no draft row")
-    assert_one_line_error(wtc("show", "risk", "--id", "not-a-uuid"), 1, "not a row id")
+    assert_one_line_error(wtc("show", "risk", "--status", "draft"), 1, "risk has no draft")
+    assert_one_line_error(wtc("show", "risk", "--id", "not-a-uuid"), 1, "no row of risk is 'not-a-uuid'")
     assert wtc("show", "risk", "--id", "x", "--status", "active").returncode == 2
     assert wtc("show", "riks").returncode == 2
 
@@ -183,9 +183,12 @@ def test_diff_defaults_to_draft_against_active(wtc):
     draft = new_draft(wtc)
     wtc("set", "risk", "max_order_attempts=9")
     changes = as_json(wtc("--json", "diff", "risk"))
-    assert changes["to"] == draft["id"] and changes["changes"] == [{"field": "max_order_attempts", "old": 3, "new": 9}]
+    assert changes["to"] == draft["id"] and changes["changes"] == [
+        {"field": "name", "old": "Active Configuration", "new": "Active Configuration (draft)"},
+        {"field": "max_order_attempts", "old": 3, "new": 9}]
     default = as_json(wtc("--json", "show", "risk", "--status", "default"))["id"]
-    assert as_json(wtc("--json", "diff", "risk", default, "active"))["changes"] == []
+    same_settings = as_json(wtc("--json", "diff", "risk", default, "active"))["changes"]
+    assert [c["field"] for c in same_settings] == ["name", "description"]  # the rows' labels, no setting
     assert "max_order_attempts" in wtc("diff", "risk").stdout
 
 
@@ -224,7 +227,7 @@ def test_history_shows_who_what_and_why(wtc):
     wtc("set", "risk", "max_order_attempts=9", "--reason", "more tries")
     wtc("activate", "risk", "--yes", "--reason", "go")
     text = wtc("history", "risk").stdout
-    assert "ops  update" in text and "max_order_attempts: 3 -> 9" in text and "(more tries)" in text
+    assert "ops (as postgres)  update" in text and "max_order_attempts: 3 -> 9" in text and "(more tries)" in text
     assert "status: draft -> active" in text
     entries = as_json(wtc("--json", "history", "risk", "--limit", "2"))
     assert [e["action"] for e in entries] == ["activate", "archive"] and entries[0]["reason"] == "go"

@@ -42,7 +42,7 @@ def test_clone_edit_activate_then_rollback(conn):
                     actor="ann", reason="tighten")
     assert (draft.version, draft.settings.max_drawdown_pct, draft.updated_by) == (2, Decimal("15.00"), "ann")
     before = lc.active_row(conn, "risk")
-    live = lc.activate(conn, "risk", draft.id, actor="ann", reason="go live")
+    live = lc.activate(conn, "risk", draft.id, expected_version=draft.version, actor="ann", reason="go live")
     assert live.status == "active" and lc.active(conn, "risk").max_drawdown_pct == Decimal("15.00")
     assert lc.get(conn, "risk", before.id).status == "archived"
     back = lc.rollback(conn, "risk", actor="bob", reason="too tight")
@@ -61,13 +61,13 @@ def test_clone_names_do_not_collide(conn):
     assert err.value.fields == ["name"]
     again = lc.clone(conn, "api", second.id, actor="ann")
     assert again.name == "System Defaults (draft 3)"  # not '... (draft 2) (draft)'
-    lc.activate(conn, "api", again.id, actor="ann")
+    lc.activate(conn, "api", again.id, expected_version=again.version, actor="ann")
     assert lc.clone(conn, "api", actor="ann").name == "System Defaults (draft 3)"  # free again once live
 
 
 def test_restore_and_discard(conn):
     draft = lc.clone(conn, "exit", actor="ann")
-    lc.activate(conn, "exit", draft.id, actor="ann")
+    lc.activate(conn, "exit", draft.id, expected_version=draft.version, actor="ann")
     archived = lc.rows(conn, "exit", "archived")[0]
     restored = lc.restore(conn, "exit", archived.id, actor="ann", reason="bring back", name="Old one")
     assert (restored.status, restored.settings) == ("draft", archived.settings)
@@ -85,7 +85,7 @@ def test_refused_transitions_say_what_to_do_and_write_nothing(conn, status):
     row = lc.rows(conn, "cluster", status)[0]
     count = audit_count(conn)
     with pytest.raises(InvalidTransition) as err:
-        lc.activate(conn, "cluster", row.id, actor="ann")
+        lc.activate(conn, "cluster", row.id, expected_version=row.version, actor="ann")
     assert err.value.hint and "only a draft can be activated" in str(err.value)
     with pytest.raises(InvalidTransition, match="read-only"):
         lc.edit(conn, "cluster", row.id, row.version, {"max_cluster_size": 30}, actor="ann")
@@ -128,7 +128,7 @@ def test_bad_ids_and_domains(conn):
     with pytest.raises(NotFound, match="not a row id"):
         lc.get(conn, "risk", "123")
     with pytest.raises(NotFound):
-        lc.activate(conn, "risk", "00000000-0000-0000-0000-000000000000", actor="ann")
+        lc.activate(conn, "risk", "00000000-0000-0000-0000-000000000000", expected_version=1, actor="ann")
 
 
 def test_a_lost_update_is_refused(conn, migrated_db):
@@ -166,7 +166,7 @@ def test_one_hundred_cycles_under_one_name(conn):
     for i in range(100):
         draft = lc.clone(conn, "api", actor="ann", name="Nightly")
         draft = lc.edit(conn, "api", draft.id, draft.version, {"api_retry_count": i % 7}, actor="ann")
-        lc.activate(conn, "api", draft.id, actor="ann", reason=f"cycle {i}")
+        lc.activate(conn, "api", draft.id, expected_version=draft.version, actor="ann", reason=f"cycle {i}")
     assert lc.active_row(conn, "api").name == "Nightly" and lc.active(conn, "api").api_retry_count == 99 % 7
     counts = {s: len(lc.rows(conn, "api", s)) for s in ("default", "draft", "active", "archived")}
     assert counts == {"default": 1, "draft": 0, "active": 1, "archived": 100}
@@ -189,7 +189,7 @@ def test_concurrent_activators_and_an_observer_who_never_sees_zero_or_two(migrat
         with psycopg.connect(migrated_db, autocommit=True) as conn:
             barrier.wait()
             try:
-                lc.activate(conn, "trading", drafts[i], actor=f"op{i}", reason="race")
+                lc.activate(conn, "trading", drafts[i], expected_version=1, actor=f"op{i}", reason="race")
                 outcomes.append("activated")
             except (ConcurrentChange, InvalidTransition) as exc:
                 outcomes.append(type(exc).__name__)

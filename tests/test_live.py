@@ -27,7 +27,7 @@ def change(url: str, domain: str = "risk", **values) -> lc.ConfigRow:
     with psycopg.connect(url, autocommit=True) as conn:
         draft = lc.clone(conn, domain, actor="test")
         draft = lc.edit(conn, domain, draft.id, draft.version, values, actor="test")
-        return lc.activate(conn, domain, draft.id, actor="test")
+        return lc.activate(conn, domain, draft.id, expected_version=draft.version, actor="test")
 
 
 @pytest.fixture
@@ -52,9 +52,11 @@ def test_only_a_row_going_live_is_announced(migrated_db):
         draft = lc.clone(conn, "api", actor="t")
         lc.edit(conn, "api", draft.id, 1, {"api_retry_count": 5}, actor="t")
         assert list(listener.notifies(timeout=0.2)) == []
-        live = lc.activate(conn, "api", draft.id, actor="t")
+        live = lc.activate(conn, "api", draft.id, expected_version=2, actor="t")
         (note,) = list(listener.notifies(timeout=1, stop_after=1))
-        assert json.loads(note.payload) == {"domain": "api", "id": str(live.id), "version": live.version}
+        payload = json.loads(note.payload)
+        assert payload == {"domain": "api", "id": str(live.id), "version": live.version,
+                           "activation": lc.last_activation(conn, "api", live.id).seq}
         with conn.transaction(force_rollback=True):
             conn.execute("SELECT walltrack.rollback_config('api', 't', 'never committed')")
         assert list(listener.notifies(timeout=0.2)) == []
@@ -88,7 +90,7 @@ def test_an_activation_and_a_rollback_reach_another_process(migrated_db, tmp_pat
 
 def test_a_cut_connection_catches_up_on_what_it_missed(live, migrated_db):
     heard = []
-    live.subscribe("risk", lambda old, new: heard.append((old.max_order_attempts, new.max_order_attempts)))
+    live.subscribe("risk", lambda old, new: heard.append((old.settings.max_order_attempts, new.settings.max_order_attempts)))
     with psycopg.connect(migrated_db, autocommit=True) as conn:
         killed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                               " WHERE application_name = 'walltrack-live' AND datname = current_database()").fetchone()[0]
@@ -110,7 +112,7 @@ def test_a_failing_callback_is_logged_and_the_others_still_hear(live, migrated_d
         raise RuntimeError("subscriber bug")
 
     live.subscribe("scoring", broken)
-    live.subscribe("scoring", lambda old, new: heard.append(new.timing_decay_hours))
+    live.subscribe("scoring", lambda old, new: heard.append(new.settings.timing_decay_hours))
     with caplog.at_level(logging.ERROR, logger="walltrack_config.live"):
         fresh = change(migrated_db, "scoring", timing_decay_hours=9)
         assert live.wait_for("scoring", fresh.id)

@@ -208,3 +208,27 @@ def test_status_names_every_state():
     done = applied(migs, 1, 2, 9) | {2: Applied(2, "old", "me", None)}
     assert [(r.version, r.state) for r in core.status(migs, done)] == [
         (1, "applied"), (2, "changed"), (3, "pending"), (9, "missing")]
+
+
+TABLES = st.dictionaries(
+    st.tuples(st.sampled_from(["public", "walltrack"]), st.sampled_from(["a", "b", "c", "d"])),
+    st.sets(st.sampled_from(["id", "x", "y", "z"])),
+    max_size=6,
+)
+
+
+@given(TABLES, st.data())
+def test_vanished_lists_dropped_tables_then_dropped_columns_of_the_tables_that_stay(before, data):
+    kept = {t: data.draw(st.sets(st.sampled_from(sorted(cols)))) if cols else set()
+            for t, cols in before.items() if data.draw(st.booleans())}
+
+    def relations(tables):
+        return [(s, t, None) for s, t in tables] + [(s, t, c) for (s, t), cols in tables.items() for c in cols]
+
+    tables, columns = core.vanished(relations(before), relations(kept))
+    assert tables == sorted((s, t, None) for s, t in set(before) - set(kept))
+    assert columns == sorted((s, t, c) for (s, t), cols in kept.items() for c in before[(s, t)] - cols)
+
+
+def test_vanished_ignores_what_is_new():
+    assert core.vanished([("p", "a", None)], [("p", "a", None), ("p", "a", "x"), ("p", "b", None)]) == ([], [])

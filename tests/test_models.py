@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -70,11 +71,17 @@ def test_errors_name_the_field_and_the_rule():
         TradingConfig(base_position_percent=2)
 
 
-def test_decimals_round_as_postgresql_stores_them():
-    assert TradingConfig(base_position_pct="100.004").base_position_pct == Decimal("100.00")
-    assert TradingConfig(score_threshold="-0.0004").score_threshold == Decimal("0.000")
-    with pytest.raises(ValidationError):
-        TradingConfig(base_position_pct="100.005")  # rounds to 100.01
+def test_more_decimals_than_the_column_keeps_are_refused_not_rounded():
+    assert TradingConfig(base_position_pct="99.990").base_position_pct == Decimal("99.99")  # trailing zeros are fine
+    for value in ("100.004", "12.345", 12.345, "-0.0004"):
+        with pytest.raises(ValidationError, match="more decimals than the 2 it keeps"):
+            TradingConfig(base_position_pct=value)
+
+
+@pytest.mark.parametrize("value", ["NaN", "nan", "Infinity", "-Infinity", "inf", float("nan"), float("inf")])
+def test_nan_and_infinities_are_refused(value):
+    with pytest.raises(ValidationError, match="finite"):
+        TradingConfig(max_position_sol=value)
 
 
 # -- the property: the model accepts a row exactly when PostgreSQL does ----------------------------------------
@@ -96,7 +103,7 @@ def _numeric_strategy(info, scale: int, precision: int) -> st.SearchStrategy:
     for b in _bounds(info):
         b = Decimal(b)
         edges += [b, b + step, b - step, b + tie, b - tie, b + tie - Decimal(1).scaleb(-scale - 3), b - tie + Decimal(1).scaleb(-scale - 3)]
-    edges += [-e for e in edges]
+    edges += [-e for e in edges] + [Decimal("NaN"), Decimal("Infinity"), Decimal("-Infinity")]
     return st.one_of(st.sampled_from(edges), st.decimals(-(10 ** (precision - scale)), 10 ** (precision - scale),
                                                          places=scale + 1, allow_nan=False, allow_infinity=False))
 
@@ -168,15 +175,14 @@ def _model_accepts(model: type[Settings], values: dict[str, Any]) -> bool:
         return False
 
 
-def _postgres_accepts(conn: psycopg.Connection, model: type[Settings], values: dict[str, Any]) -> bool:
-    columns = list(values)
-    params = [Jsonb(v) if c == "drawdown_reduction_tiers" else v for c, v in values.items()]
-    query = sql.SQL("INSERT INTO walltrack.{} (name, {}) VALUES ('hypothesis', {})").format(
-        sql.Identifier(model.table), sql.SQL(", ").join(map(sql.Identifier, columns)),
-        sql.SQL(", ").join([sql.Placeholder()] * len(columns)))
+def _postgres_accepts(conn: psycopg.Connection, domain: str, values: dict[str, Any]) -> bool:
+    """Through the write path every client shares: a draft of the defaults, then edit_config with the values."""
+    payload = {c: str(v) if isinstance(v, (Decimal, UUID)) else v for c, v in values.items()}
     try:
         with conn.transaction(force_rollback=True):
-            conn.execute(query, params)
+            draft = conn.execute("SELECT walltrack.clone_config(%s, id, 'hypothesis') FROM walltrack.{}"
+                                 " WHERE status = 'default'".format(MODELS[domain].table), [domain]).fetchone()[0]
+            conn.execute("SELECT walltrack.edit_config(%s, %s, 1, %s)", [domain, draft, Jsonb(payload)])
         return True
     except (psycopg.errors.IntegrityError, psycopg.errors.DataError):
         return False
@@ -189,7 +195,7 @@ def test_the_model_accepts_a_row_exactly_when_postgresql_does(conn, domain, mode
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(values=_rows(model))
     def check(values):
-        verdict = _postgres_accepts(conn, model, values)
+        verdict = _postgres_accepts(conn, domain, values)
         assert _model_accepts(model, values) == verdict, values
         seen[verdict] += 1
 

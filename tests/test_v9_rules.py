@@ -79,7 +79,7 @@ def test_status_changes_outside_the_lifecycle_are_refused(conn, old, new, hint):
 
 
 def test_archived_rows_are_read_only_and_never_become_drafts(conn):
-    conn.execute("SELECT walltrack.activate_config('exit', walltrack.clone_config('exit', %s))",
+    conn.execute("SELECT walltrack.activate_config('exit', walltrack.clone_config('exit', %s), 1)",
                  [ids(conn, "exit_config")["default"]])
     archived = ids(conn, "exit_config")["archived"]
     refused(conn, "exit_config", f"UPDATE walltrack.exit_config SET stagnation_hours = 1 WHERE id = '{archived}'",
@@ -199,7 +199,7 @@ def test_u9_keeps_the_rows_written_under_v9(db_at):
         ("SELECT walltrack.edit_config('risk', '{draft}', 7, '{{\"max_order_attempts\": 4}}', 'psql', 'x')",
          "WT002", "at version 1, not 7"),
         ("SELECT walltrack.edit_config('risk', '{draft}', 1, '[1, 2]', 'psql', 'x')", "WT004", "JSON object"),
-        ("SELECT walltrack.activate_config('riks', '{draft}', 'psql', 'x')", "WT003", "unknown config domain"),
+        ("SELECT walltrack.activate_config('riks', '{draft}', 1, 'psql', 'x')", "WT003", "unknown config domain"),
         ("SELECT walltrack.discard_config('risk', gen_random_uuid(), 'psql', 'x')", "WT003", "no row"),
         ("SELECT walltrack.restore_config('risk', '{draft}', NULL, 'psql', 'x')", "WT001", "only archived rows"),
     ],

@@ -29,6 +29,7 @@ class AuditEntry:
     performed_at: datetime
     source_ip: str | None
     user_agent: str | None
+    db_user: str | None  # the session's database user (V11); performed_by is the declared actor
 
     def columns(self) -> dict[str, Any]:
         """Every column under its own name (JSON-ready values)."""
@@ -37,14 +38,25 @@ class AuditEntry:
 
 
 def history(conn: psycopg.Connection, domain: str, limit: int = 50, since: datetime | None = None) -> list[AuditEntry]:
-    """A domain's audit entries, newest first."""
+    """A domain's audit entries, newest first (by id: V11 writes them in commit order, under one lock)."""
     from psycopg.rows import class_row
 
     table = model_of(domain).table
     query = """SELECT id, config_table, config_id, action, old_values, new_values, changed_fields, reason,
-                      performed_by, performed_at, source_ip, user_agent
+                      performed_by, performed_at, source_ip, user_agent, db_user
                FROM walltrack.config_audit_log
                WHERE config_table = %s AND performed_at >= coalesce(%s, '-infinity'::timestamptz)
-               ORDER BY performed_at DESC, id DESC LIMIT %s"""
+               ORDER BY id DESC LIMIT %s"""
     with _translated(domain), conn.cursor(row_factory=class_row(AuditEntry)) as cur:
         return cur.execute(query, [table, since, limit]).fetchall()
+
+
+def snapshot(conn: psycopg.Connection, domain: str, row_id: UUID, version: int) -> dict[str, Any] | None:
+    """A row as it was at one version (every column), from the audit trail; None if it never was."""
+    table = model_of(domain).table
+    query = """SELECT new_values FROM walltrack.config_audit_log
+               WHERE config_table = %s AND config_id = %s AND (new_values ->> 'version')::int = %s
+               ORDER BY id DESC LIMIT 1"""
+    with _translated(domain):
+        found = conn.execute(query, [table, row_id, version]).fetchone()
+    return found[0] if found else None

@@ -1,4 +1,4 @@
-"""The operator's commands: show, list, draft, set, edit, diff, activate, rollback, history, export, import.
+"""The operator's commands: show, list, draft, set, diff, activate, rollback, discard, restore, history, export, import.
 
 Each one wraps the library (lifecycle, audit, exchange) and prints through `render`; it adds no rule.
 """
@@ -18,15 +18,36 @@ from .cli_args import Domain, DomainArg, DraftOpt, Format, ReasonOpt, Status, Ye
 from .errors import FieldError, InvalidValue, NothingToDo
 
 def parse_assignments(assignments: list[str], model: type) -> dict[str, Any]:
-    """KEY=VALUE pairs, each value read by its column's type: JSON for the drawdown tiers, null for none."""
+    """KEY=VALUE pairs, each value read by its column's type: JSON for the drawdown tiers, null for none.
+
+    A key given twice is refused rather than one value silently winning; so are values over
+    exchange.MAX_VALUE_BYTES and JSON nested deeper than exchange.MAX_DEPTH (json.loads would recurse
+    until Python's stack runs out).
+    """
+    from .errors import RepeatedSetting
+    from .exchange import MAX_DEPTH, MAX_VALUE_BYTES, json_depth
+
     changes: dict[str, Any] = {}
     for pair in assignments:
         key, sep, raw = pair.partition("=")
         key = key.strip()
         if not sep or not key:
             raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="KEY=VALUE")
+        if key in changes:
+            raise RepeatedSetting(key)
+        size = len(raw.encode("utf-8", "surrogateescape"))
+        if size > MAX_VALUE_BYTES:
+            raise InvalidValue(model.table, [FieldError(key, f"too large: {size:,} bytes, and the limit is "
+                                                             f"{MAX_VALUE_BYTES >> 10} KiB")])
+        try:
+            raw.encode("utf-8")
+        except UnicodeEncodeError:
+            # Python keeps argument bytes that are not UTF-8 as lone surrogates, which no database column takes.
+            raise InvalidValue(model.table, [FieldError(key, "not UTF-8 text")]) from None
         info = model.model_fields.get(key)
         if info is not None and getattr(info.annotation, "__origin__", None) is list:
+            if json_depth(raw) > MAX_DEPTH:
+                raise InvalidValue(model.table, [FieldError(key, f"nested too deeply (more than {MAX_DEPTH} levels)")])
             try:
                 changes[key] = json.loads(raw)
             except json.JSONDecodeError as exc:
@@ -38,76 +59,45 @@ def parse_assignments(assignments: list[str], model: type) -> dict[str, Any]:
     return changes
 
 
-def _run_editor(text: str) -> str | None:
-    """The text after $VISUAL or $EDITOR (default vi) edited it; None when it was not saved."""
-    import os
-    import shlex
-    import subprocess
-    import tempfile
-
-    from .errors import UsageError
-
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
-        handle.write(text)
-    path = Path(handle.name)
-    try:
-        before = path.stat().st_mtime_ns
-        try:
-            done = subprocess.run([*shlex.split(editor), str(path)])
-        except OSError as exc:
-            raise UsageError(f"cannot start the editor {editor!r}: {exc.strerror}; set $EDITOR") from None
-        if done.returncode != 0:
-            raise NothingToDo(f"edit abandoned: {editor} exited with status {done.returncode}")
-        after = path.read_text()
-        return after if after != text or path.stat().st_mtime_ns != before else None
-    finally:
-        path.unlink(missing_ok=True)
-
-
-def _confirm(question: str) -> bool:
-    """Ask on stderr (stdout may be JSON); no answer, or no terminal and no input, is no."""
-    sys.stderr.write(f"{question} [y/N] ")
-    sys.stderr.flush()
-    answer = sys.stdin.readline()
-    return answer.strip().lower() in ("y", "yes")
+from .cli_prompt import confirm as _confirm  # noqa: E402  (shared with `db undo`)
 
 
 @app.command()
 def show(
     ctx: typer.Context,
-    domain: DomainArg,
-    id: Annotated[Optional[str], typer.Option("--id", help="A row id.")] = None,
+    domain: Annotated[Optional[Domain], typer.Argument(metavar="[DOMAIN]", help="A domain (default: every domain).",
+                                                      show_default=False)] = None,
+    id: Annotated[Optional[str], typer.Option("--id", help="A row: id, id prefix (6+) or name.")] = None,
     status: Annotated[Optional[Status], typer.Option(help="The newest row of this status.")] = None,
 ) -> None:
     """Every setting of a row (the active one by default) with its value, unit and meaning."""
     from . import lifecycle, render
-    from .errors import NotFound
-    from .models import meaning_and_unit
+    from .models import DOMAINS, meaning_and_unit
 
     opts: Options = ctx.obj
     if id and status:
         raise typer.BadParameter("give --id or --status, not both")
-    with _connect(opts) as conn:
-        if id:
-            row = lifecycle.get(conn, domain.value, id)
-        else:
-            wanted = (status or Status.active).value
-            found = lifecycle.rows(conn, domain.value, wanted)
-            if not found:
-                raise NotFound(lifecycle.table_of(domain.value), message=f"{domain.value} has no {wanted} row")
-            row = found[0]
-        notes = lifecycle.comments(conn, domain.value)
+    if id and domain is None:
+        raise typer.BadParameter("--id needs a DOMAIN")
+    chosen = [domain.value] if domain else list(DOMAINS)
+    with connect_migrated(opts) as conn:
+        shown = [(d, lifecycle.resolve(conn, d, id or (status or Status.active).value), lifecycle.comments(conn, d))
+                 for d in chosen]
+    _warn_unreadable(row for _, row, _ in shown)
     if opts.json:
-        return render.emit_json(row.columns())
-    render.table(("setting", "value", "unit", "meaning"),
-                 [(name, render.value(getattr(row.settings, name)), *reversed(meaning_and_unit(notes.get(name))))
-                  for name in type(row.settings).model_fields], title=f"{domain.value}: {row.name}")
-    render.lines(
-        f"status {row.status}, version {row.version}, id {row.id}",
-        f"changed by {row.updated_by} at {render.when(row.updated_at)}; created by {row.created_by} at {render.when(row.created_at)}",
-        *([f"description: {row.description}"] if row.description else []),
-    )
+        columns = {d: row.columns() for d, row, _ in shown}
+        return render.emit_json(columns[chosen[0]] if domain else columns)
+    for n, (d, row, notes) in enumerate(shown):
+        if n:
+            render.lines("")
+        render.table(("setting", "value", "unit", "meaning"),
+                     [(name, render.value(getattr(row.settings, name)), *reversed(meaning_and_unit(notes.get(name))))
+                      for name in type(row.settings).model_fields], title=f"{d}: {row.name}")
+        render.lines(
+            f"status {row.status}, version {row.version}, id {row.id}",
+            f"changed by {row.updated_by} at {render.when(row.updated_at)}; created by {row.created_by} at {render.when(row.created_at)}",
+            *([f"description: {row.description}"] if row.description else []),
+        )
 
 
 @app.command("list")
@@ -116,8 +106,9 @@ def list_rows(ctx: typer.Context, domain: DomainArg) -> None:
     from . import lifecycle, render
 
     opts: Options = ctx.obj
-    with _connect(opts) as conn:
+    with connect_migrated(opts) as conn:
         found = lifecycle.rows(conn, domain.value)
+    _warn_unreadable(found)
     if opts.json:
         return render.emit_json([r.columns() for r in found])
     render.table(("status", "version", "name", "updated", "by", "id"),
@@ -128,7 +119,7 @@ def list_rows(ctx: typer.Context, domain: DomainArg) -> None:
 def draft(
     ctx: typer.Context,
     domain: DomainArg,
-    from_: Annotated[str, typer.Option("--from", help="active, default or a row id.")] = "active",
+    from_: Annotated[str, typer.Option("--from", help="active, default, archived, or a row: id, id prefix (6+) or name.")] = "active",
     name: Annotated[Optional[str], typer.Option(help="The draft's name; default '<source> (draft)'.")] = None,
     reason: ReasonOpt = None,
 ) -> None:
@@ -136,7 +127,7 @@ def draft(
     from . import lifecycle, render
 
     opts: Options = ctx.obj
-    with _connect(opts) as conn:
+    with connect_migrated(opts) as conn:
         source = lifecycle.resolve(conn, domain.value, from_)
         row = lifecycle.clone(conn, domain.value, source.id, actor=opts.actor, reason=reason, name=name)
     if opts.json:
@@ -152,78 +143,39 @@ def set_values(
     draft_id: DraftOpt = None,
     reason: ReasonOpt = None,
 ) -> None:
-    """Change settings of a draft."""
+    """Change settings (or name, description) of a draft."""
     from . import lifecycle, render
-    from .diff import diff
+    from .diff import diff_rows
 
     opts: Options = ctx.obj
     changes = parse_assignments(assignments, lifecycle.model_of(domain.value))
-    with _connect(opts) as conn:
+    with connect_migrated(opts) as conn:
         row = lifecycle.resolve(conn, domain.value, draft_id)
         new = lifecycle.edit(conn, domain.value, row.id, row.version, changes, actor=opts.actor, reason=reason)
     if new.version == row.version:
         raise NothingToDo(f"nothing to change: draft '{row.name}' already has these values")
     if opts.json:
         return render.emit_json(new.columns())
-    render.changes_table(diff(row.settings, new.settings))
-    render.lines(f"draft '{new.name}' is now at version {new.version}")
-
-
-@app.command()
-def edit(ctx: typer.Context, domain: DomainArg, draft_id: DraftOpt = None, reason: ReasonOpt = None) -> None:
-    """Open a draft in $EDITOR as YAML; it is checked on save and reopened with the error when invalid."""
-    from . import exchange, lifecycle, render
-    from .errors import InvalidFile, UnknownField
-    from .models import meaning_and_unit, plain
-
-    opts: Options = ctx.obj
-    with _connect(opts) as conn:
-        row = lifecycle.resolve(conn, domain.value, draft_id)
-        notes = lifecycle.comments(conn, domain.value)
-        original = {"name": row.name, "description": row.description} | plain(row.settings)
-        lines = [f"# {domain.value} draft {row.id}, version {row.version}. Save to apply; quit without saving to abandon."]
-        for key, current in original.items():
-            meaning, unit = meaning_and_unit(notes.get(key))
-            lines += [f"# {meaning}" + (f" ({unit})" if unit else ""), exchange.dumps({key: current}).rstrip()]
-        text, error = "\n".join(lines) + "\n", None
-        while True:
-            shown = (f"# ERROR: {error}\n# Fix it and save again.\n" if error else "") + text
-            edited = _run_editor(shown)
-            if edited is None:
-                raise NothingToDo("edit abandoned: nothing was saved")
-            body = "\n".join(line for line in edited.splitlines()
-                             if not line.startswith("# ERROR:") and line != "# Fix it and save again.") + "\n"
-            try:
-                values = exchange.loads(body, "the edited draft")
-                changes = {k: v for k, v in values.items() if original.get(k, object()) != v}
-                new = lifecycle.edit(conn, domain.value, row.id, row.version, changes, actor=opts.actor, reason=reason)
-                break
-            except (InvalidFile, InvalidValue, UnknownField) as exc:
-                if body == text:
-                    raise  # saved again unchanged: the operator gave up on fixing it
-                error, text = str(exc), body
-    if new.version == row.version:
-        raise NothingToDo(f"nothing to change: draft '{row.name}' is as it was")
-    if opts.json:
-        return render.emit_json(new.columns())
+    render.changes_table(diff_rows(row, new))
     render.lines(f"draft '{new.name}' is now at version {new.version}")
 
 
 @app.command("diff")
-def diff_rows(
+def diff_command(
     ctx: typer.Context,
     domain: DomainArg,
-    a: Annotated[Optional[str], typer.Argument(help="active, default, draft, archived or an id (default: active).")] = None,
+    a: Annotated[Optional[str], typer.Argument(help="active, default, draft, archived, or a row: id, id prefix (6+) or name (default: active).")] = None,
     b: Annotated[Optional[str], typer.Argument(help="The same (default: the draft).")] = None,
 ) -> None:
     """Field by field, old to new; by default the draft against the active row."""
     from . import lifecycle, render
-    from .diff import diff
+    from .diff import diff_rows
 
     opts: Options = ctx.obj
-    with _connect(opts) as conn:
+    with connect_migrated(opts) as conn:
         old, new = (lifecycle.resolve(conn, domain.value, ref) for ref in ((a or "active"), b or "draft"))
-    changes = diff(old.settings, new.settings)
+    _warn_unreadable((old, new))
+    changes = diff_rows(old, new)
     if opts.json:
         return render.emit_json({"from": str(old.id), "to": str(new.id),
                                  "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in changes]})
@@ -234,14 +186,15 @@ def diff_rows(
 @app.command()
 def activate(ctx: typer.Context, domain: DomainArg, draft_id: DraftOpt = None, reason: ReasonOpt = None,
              yes: YesOpt = False) -> None:
-    """Make a draft live; shows the changes and asks first, unless --yes."""
+    """Make a draft live; shows the changes and asks first, unless --yes. What goes live is what was shown."""
     from . import lifecycle
 
     opts: Options = ctx.obj
-    with _connect(opts) as conn:
+    with connect_migrated(opts) as conn:
         row = lifecycle.resolve(conn, domain.value, draft_id)
         _go_live(opts, domain.value, lifecycle.active_row(conn, domain.value), row, yes, "activate")
-        done = lifecycle.activate(conn, domain.value, row.id, actor=opts.actor, reason=reason)
+        done = lifecycle.activate(conn, domain.value, row.id, expected_version=row.version, actor=opts.actor,
+                                  reason=reason)
     _report_live(opts, domain.value, done, "activated")
 
 
@@ -249,26 +202,59 @@ def activate(ctx: typer.Context, domain: DomainArg, draft_id: DraftOpt = None, r
 def rollback(ctx: typer.Context, domain: DomainArg, reason: ReasonOpt = None, yes: YesOpt = False) -> None:
     """Make the previous active settings live again; shows the changes and asks first, unless --yes."""
     from . import lifecycle
-    from .errors import InvalidTransition, NotFound
 
     opts: Options = ctx.obj
-    with _connect(opts) as conn:
-        try:
-            previous = lifecycle.resolve(conn, domain.value, "archived")
-        except NotFound:
-            raise InvalidTransition(lifecycle.table_of(domain.value), f"nothing to roll back to in {domain.value}",
-                                    "a rollback needs an earlier active config") from None
+    with connect_migrated(opts) as conn:
+        previous = lifecycle.rollback_target(conn, domain.value)
         _go_live(opts, domain.value, lifecycle.active_row(conn, domain.value), previous, yes, "roll back to")
-        done = lifecycle.rollback(conn, domain.value, actor=opts.actor, reason=reason)
+        done = lifecycle.rollback(conn, domain.value, actor=opts.actor, reason=reason, expected_id=previous.id)
     _report_live(opts, domain.value, done, "rolled back to")
+
+
+@app.command()
+def discard(ctx: typer.Context, domain: DomainArg,
+            row: Annotated[str, typer.Argument(metavar="DRAFT", help="The draft: id, id prefix (6+) or name.")],
+            reason: ReasonOpt = None) -> None:
+    """Delete a draft (its last state stays in the history)."""
+    from . import lifecycle, render
+
+    opts: Options = ctx.obj
+    with connect_migrated(opts) as conn:
+        found = lifecycle.resolve(conn, domain.value, row)
+        lifecycle.discard(conn, domain.value, found.id, actor=opts.actor, reason=reason)
+    if opts.json:
+        return render.emit_json(found.columns())
+    render.lines(f"discarded draft '{found.name}' ({found.id}) of {domain.value}")
+
+
+@app.command()
+def restore(
+    ctx: typer.Context,
+    domain: DomainArg,
+    row: Annotated[str, typer.Argument(metavar="ARCHIVED", help="The archived row: id, id prefix (6+) or name.")],
+    name: Annotated[Optional[str], typer.Option(help="The new draft's name; default '<archived> (draft)'.")] = None,
+    reason: ReasonOpt = None,
+) -> None:
+    """Bring an archived row back as a new draft, to edit and activate."""
+    from . import lifecycle, render
+
+    opts: Options = ctx.obj
+    with connect_migrated(opts) as conn:
+        found = lifecycle.resolve(conn, domain.value, row)
+        new = lifecycle.restore(conn, domain.value, found.id, actor=opts.actor, reason=reason, name=name)
+    if opts.json:
+        return render.emit_json(new.columns())
+    render.lines(f"draft {new.id} '{new.name}' restored from the archived row '{found.name}'")
 
 
 def _go_live(opts: Options, domain: str, current, upcoming, yes: bool, verb: str) -> None:
     from . import render
-    from .diff import diff
+    from .diff import diff_rows
 
-    render.lines(f"{domain}: '{current.name}' (live) -> '{upcoming.name}' ({upcoming.status})", stderr=opts.json)
-    render.changes_table(diff(current.settings, upcoming.settings), stderr=opts.json, old="live now", new="after")
+    _warn_unreadable((current, upcoming))
+    render.lines(f"{domain}: '{current.name}' (live) -> '{upcoming.name}' ({upcoming.status}, v{upcoming.version})",
+                 stderr=opts.json)
+    render.changes_table(diff_rows(current, upcoming), stderr=opts.json, old="live now", new="after")
     if not yes and not _confirm(f"{verb} '{upcoming.name}' for {domain}?"):
         raise NothingToDo(f"not done: {domain} stays on '{current.name}'")
 
@@ -279,6 +265,30 @@ def _report_live(opts: Options, domain: str, row, verb: str) -> None:
     if opts.json:
         return render.emit_json(row.columns())
     render.lines(f"{verb} '{row.name}' ({row.id}): it is now the live {domain} config")
+
+
+def connect_migrated(opts: Options):
+    """A connection to a database migrated far enough for these commands (else: what to run)."""
+    from . import schema
+
+    conn = _connect(opts)
+    try:
+        schema.require(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _warn_unreadable(rows) -> None:
+    """One line per stored row the models refuse: shown as it is, never used silently."""
+    from . import render
+    from .errors import UnreadableRow
+
+    for row in rows:
+        if row.problems:
+            error = UnreadableRow(row.domain, row.id, row.name, list(row.problems))
+            render.lines(f"warning: {error}", stderr=True)
 
 
 @app.command()
@@ -294,7 +304,7 @@ def history(
     opts: Options = ctx.obj
     if since is not None and since.tzinfo is None:
         since = since.astimezone()  # a date typed by an operator means their local time
-    with _connect(opts) as conn:
+    with connect_migrated(opts) as conn:
         entries = audit.history(conn, domain.value, limit, since)
     if opts.json:
         return render.emit_json([e.columns() for e in entries])
@@ -302,12 +312,14 @@ def history(
         return render.lines(f"no changes recorded for {domain.value}")
     for e in entries:
         row = e.new_values or e.old_values or {}
-        head = f"{render.when(e.performed_at)}  {e.performed_by}  {e.action}  '{row.get('name')}' v{row.get('version')}"
+        who = e.performed_by if e.db_user in (None, e.performed_by) else f"{e.performed_by} (as {e.db_user})"
+        head = f"{render.when(e.performed_at)}  {who}  {e.action}  '{row.get('name')}' v{row.get('version')}"
         render.lines(head + (f"  ({e.reason})" if e.reason else ""))
         if e.action in ("activate", "archive"):
             render.lines(f"    status: {(e.old_values or {}).get('status')} -> {(e.new_values or {}).get('status')}")
         for field in e.changed_fields or []:
-            render.lines(f"    {field}: {render.value(e.old_values.get(field))} -> {render.value(e.new_values.get(field))}")
+            old, new = (e.old_values or {}).get(field), (e.new_values or {}).get(field)
+            render.lines(f"    {field}: {render.value(old)} -> {render.value(new)}")
 
 
 @app.command()
@@ -321,7 +333,7 @@ def export(
     from . import exchange, render
 
     opts: Options = ctx.obj
-    with _connect(opts) as conn:
+    with connect_migrated(opts) as conn:
         document = exchange.export_document(conn, [d.value for d in domains or []])
     text = exchange.dumps(document, "json" if opts.json else format.value)
     if output is None:
@@ -343,8 +355,8 @@ def import_file(
     from . import exchange, render
 
     opts: Options = ctx.obj
-    document = exchange.loads(file.read_text(), str(file))
-    with _connect(opts) as conn:
+    document = exchange.loads(exchange.read_file(file), str(file))
+    with connect_migrated(opts) as conn:
         plans = exchange.plan(conn, document, str(file))
         for p in plans:
             render.lines(f"{p.domain}: '{p.active.name}' (live) -> {file.name}", stderr=opts.json)

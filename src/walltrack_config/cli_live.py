@@ -29,22 +29,39 @@ def watch(
     chosen = [d.value for d in domains] if domains else [d.value for d in Domain]
     live = LiveConfig(db.resolve_url(opts.database_url), domains=chosen)
 
-    def printer(domain: str):
-        def show(old, new) -> None:
-            row, changes = live.row(domain), diff(old, new)
-            if opts.json:
-                event = {"domain": domain, "id": str(row.id), "version": row.version,
-                         "changes": [{"field": c.field, "old": plain(c.old), "new": plain(c.new)} for c in changes]}
-                sys.stdout.write(json.dumps(event) + "\n")
-            else:
-                fields = ", ".join(f"{c.field} {render.value(c.old)} -> {render.value(c.new)}" for c in changes)
-                sys.stdout.write(f"{datetime.now().strftime('%H:%M:%S')}  {domain}  {row.id} v{row.version}  "
-                                 f"{fields or 'same settings'}\n")
-            sys.stdout.flush()
-        return show
+    def show(old, new) -> None:
+        changes = diff(old.settings, new.settings)
+        if opts.json:
+            event = {"domain": new.domain, "id": str(new.id), "version": new.version, "name": new.name,
+                     "activation": new.activation, "actor": new.actor, "reason": new.reason,
+                     "changes": [{"field": c.field, "old": plain(c.old), "new": plain(c.new)} for c in changes]}
+            sys.stdout.write(json.dumps(event) + "\n")
+        else:
+            fields = ", ".join(f"{c.field} {render.value(c.old)} -> {render.value(c.new)}" for c in changes)
+            why = f" ({new.reason})" if new.reason else ""
+            sys.stdout.write(f"{datetime.now().strftime('%H:%M:%S')}  {new.domain}  '{new.name}' {new.id} v{new.version}"
+                             f"  by {new.actor or '?'}{why}  {fields or 'same settings'}\n")
+        sys.stdout.flush()
+
+    def connection(connected: bool, error: str | None) -> None:
+        # On stderr: stdout stays one change per line.
+        render.lines("reconnected; settings reloaded" if connected
+                     else f"lost the database ({error}); keeping the last settings, reconnecting", stderr=True)
+
+    # The library logs outages as warnings: watch says them its own way (below), and shows only its errors
+    # (a live row it cannot read) as they come.
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.ERROR)
+    handler.setFormatter(logging.Formatter("error: %(message)s"))
+    library = logging.getLogger("walltrack_config.live")
+    library.addHandler(handler)
+    library.propagate = False
 
     for domain in chosen:
-        live.subscribe(domain, printer(domain))
+        live.subscribe(domain, show)
+    live.on_connection(connection)
     live.start()
     # On stderr in both modes: stdout stays one event per line, and a script can wait for this line.
     render.lines(f"watching {', '.join(chosen)} ({live.health().source}); Ctrl-C to stop", stderr=True)

@@ -24,12 +24,21 @@ def home() -> Path:
 
 
 def resolve_url(url: str | None = None) -> str:
-    """The URL given, else WALLTRACK_DATABASE_URL, else the embedded server's (started on demand)."""
-    url = url or os.environ.get(ENV_URL)
-    if url:
-        check_url(url)
-        return url
-    return embedded_url()
+    """The URL given, else WALLTRACK_DATABASE_URL, else the embedded server's (started on demand).
+
+    An empty URL is refused, never read as "none given": a variable set to nothing by mistake must not
+    send the operator's changes to a different (embedded) database.
+    """
+    if url is not None:
+        empty = f"the URL given (--database-url) is empty; leave it out, with {ENV_URL} unset, to use the embedded server"
+    elif ENV_URL in os.environ:
+        url, empty = os.environ[ENV_URL], f"{ENV_URL} is set but empty; unset it to use the embedded server"
+    else:
+        return embedded_url()
+    if not url.strip():
+        raise InvalidDatabaseUrl(url, empty)
+    check_url(url)
+    return url
 
 
 def check_url(url: str) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
+
+
+LABELS = ("name", "description")  # a row's own fields beside its settings
 
 
 @dataclass(frozen=True)
@@ -24,3 +27,17 @@ def diff(old: BaseModel, new: BaseModel) -> list[Change]:
         for name in type(old).model_fields
         if getattr(old, name) != getattr(new, name)
     ]
+
+
+class Labelled(Protocol):
+    """A config row as diff_rows needs it (lifecycle.ConfigRow fits)."""
+
+    name: str
+    description: str | None
+    settings: BaseModel
+
+
+def diff_rows(old: Labelled, new: Labelled) -> list[Change]:
+    """What differs between two rows: their name and description first, then their settings."""
+    labels = [Change(f, getattr(old, f), getattr(new, f)) for f in LABELS if getattr(old, f) != getattr(new, f)]
+    return labels + diff(old.settings, new.settings)

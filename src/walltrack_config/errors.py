@@ -68,9 +68,34 @@ class MalformedMigrations(MigrationError):
 
 
 class MigrationFailed(MigrationError):
-    def __init__(self, path: Path, line: int, message: str, sqlstate: str | None = None):
+    """A script failed and left nothing of itself; `done` ran before it (in order), `current` is where that leaves the database."""
+
+    def __init__(self, path: Path, line: int, message: str, sqlstate: str | None = None,
+                 done: list[int] | None = None, current: int | None = None):
         self.path, self.line, self.message, self.sqlstate = path, line, message, sqlstate
-        super().__init__(f"{path.name}:{line}: {message} (nothing of {path.name} was applied)")
+        self.done, self.current = list(done or []), current
+        text = f"{path.name}:{line}: {message} (nothing of {path.name} was applied)"
+        if done:
+            # An undo file is named U<n>: the scripts before it in the same run were undos too.
+            verb = "undone" if path.name.startswith("U") else "applied"
+            text += f"; {verb} before it: {', '.join(f'V{v}' for v in done)}"
+        if current is not None:
+            text += f"; database is {'now' if done else 'still'} at V{current}"
+        super().__init__(text)
+
+    def after(self, done: list[int], current: int) -> MigrationFailed:
+        """The same failure, knowing what ran before it in this run and where the database now stands."""
+        return MigrationFailed(self.path, self.line, self.message, self.sqlstate, done, current)
+
+
+class MigrationLockTimeout(MigrationError):
+    """Another runner held the migration lock for longer than --lock-timeout."""
+
+    def __init__(self, pid: int | None, seconds: float):
+        self.pid, self.seconds = pid, seconds
+        holder = f" (pid {pid})" if pid else ""
+        waited = f"gave up after {seconds:g} s waiting for" if seconds > 0 else "--lock-timeout is 0 and there is"
+        super().__init__(f"{waited} another walltrack-config migration{holder} to finish; nothing was changed")
 
 
 class ChecksumMismatch(MigrationError):
@@ -170,7 +195,7 @@ class ConcurrentChange(ConfigError):
 
     def __init__(self, table: str, message: str, id: object = None, expected: int | None = None):
         self.table, self.id, self.expected = table, id, expected
-        super().__init__(f"{message}; reload and try again")
+        super().__init__(message if message.endswith("again") else f"{message}; reload and try again")
 
 
 class InvalidFile(ConfigError):
@@ -190,3 +215,60 @@ class UsageError(ConfigError):
     """The command cannot run as asked (a missing editor, a bad environment)."""
 
     exit_code = 2
+
+
+# -- hardening: schema versions, row choice, rows a reader cannot use ----------------------
+
+
+class SchemaOutdated(DatabaseError):
+    """The database is migrated below what a command needs."""
+
+    def __init__(self, current: int, needed: int):
+        self.current, self.needed = current, needed
+        at = f"at V{current}" if current else "not migrated"
+        super().__init__(f"database is {at}; this command needs V{needed}: run `walltrack-config db migrate`")
+
+
+class AmbiguousRow(ConfigError):
+    """A row reference (id prefix or name) that matches several rows."""
+
+    def __init__(self, table: str, ref: str, candidates: list[str]):
+        self.table, self.ref, self.candidates = table, ref, candidates
+        super().__init__(f"{ref!r} matches {len(candidates)} rows of {table}: {'; '.join(candidates)}; "
+                         "give a longer id prefix")
+
+
+class UnreadableRow(ConfigError):
+    """A stored row whose values the models refuse (for example a NaN written before V11)."""
+
+    def __init__(self, table: str, id: object, name: str, errors: list[FieldError]):
+        self.table, self.id, self.name, self.errors = table, id, name, errors
+        listed = "; ".join(map(str, errors))
+        super().__init__(f"row {id} ('{name}') of {table} cannot be read: {listed}")
+
+
+# -- settings given as files and on the command line --------------------------
+
+
+class InvalidImport(ConfigError):
+    """Everything wrong with an import file at once, so one run finds all of it."""
+
+    def __init__(self, source: str, problems: list[FieldError]):
+        self.source, self.problems = source, problems
+        if len(problems) == 1:
+            super().__init__(f"{source}: {problems[0]}")
+        else:
+            listed = "".join(f"\n  {p}" for p in problems)
+            super().__init__(f"{source}: {len(problems)} problems{listed}")
+
+    @property
+    def fields(self) -> list[str]:
+        return [p.field for p in self.problems]
+
+
+class RepeatedSetting(ConfigError):
+    """A KEY=VALUE given twice: keeping either one would change a value the operator did not see."""
+
+    def __init__(self, field: str):
+        self.field = field
+        super().__init__(f"{field} given twice; give each setting once")

@@ -18,6 +18,7 @@ from uuid import UUID
 from pydantic import ValidationError
 
 from .errors import (
+    AmbiguousRow,
     ConcurrentChange,
     DatabaseUnavailable,
     FieldError,
@@ -26,14 +27,29 @@ from .errors import (
     NotFound,
     UnknownDomain,
     UnknownField,
+    UnreadableRow,
 )
-from .models import DOMAINS, MODELS, Settings, plain
+from .models import DOMAINS, MODELS, NAME_RULE, NAME_RULES, Settings, name_problem, plain
 
 if TYPE_CHECKING:
     import psycopg
 
 META = ("id", "name", "status", "version", "description", "created_at", "updated_at", "created_by", "updated_by")
 LABELS = ("name", "description")  # editable on a draft besides the settings
+PREFIX_LENGTH = 6  # the shortest id prefix accepted where a row is chosen
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One row of walltrack.config_activations: a row going live, in commit order (seq)."""
+
+    seq: int
+    config_id: UUID
+    version: int
+    performed_by: str
+    db_user: str
+    reason: str | None
+    activated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,14 @@ class ConfigRow:
     created_by: str | None
     updated_by: str | None
     settings: Settings
+    #: why the models refuse the stored values (a NaN written before V11): empty for every readable row
+    problems: tuple[FieldError, ...] = ()
+
+    def readable(self) -> ConfigRow:
+        """This row, or UnreadableRow naming the row and the fields a reader cannot use."""
+        if self.problems:
+            raise UnreadableRow(table_of(self.domain), self.id, self.name, list(self.problems))
+        return self
 
     def columns(self) -> dict[str, Any]:
         """Every column of the table under its own name, in the table's order (JSON-ready values)."""
@@ -75,8 +99,8 @@ def table_of(domain: str) -> str:
 
 
 def active(conn: psycopg.Connection, domain: str) -> Settings:
-    """The active settings of a domain, typed."""
-    return active_row(conn, domain).settings
+    """The active settings of a domain, typed (UnreadableRow if the models refuse them)."""
+    return active_row(conn, domain).readable().settings
 
 
 def active_row(conn: psycopg.Connection, domain: str) -> ConfigRow:
@@ -118,15 +142,49 @@ def only_draft(conn: psycopg.Connection, domain: str) -> ConfigRow:
 
 
 def resolve(conn: psycopg.Connection, domain: str, ref: UUID | str | None) -> ConfigRow:
-    """A row by reference: 'active', 'default', 'draft' (the only one), 'archived' (the newest) or an id."""
+    """A row by reference: 'active', 'default', 'draft' (the only one), 'archived' (the one a rollback
+    brings back), an id, a unique id prefix of at least 6 characters, or an exact name."""
     if ref in (None, "draft"):
         return only_draft(conn, domain)
-    if ref in ("active", "default", "archived"):
+    if ref == "archived":
+        return rollback_target(conn, domain)
+    if ref in ("active", "default"):
         found = rows(conn, domain, str(ref))
         if not found:
             raise NotFound(table_of(domain), message=f"{domain} has no {ref} row")
-        return max(found, key=lambda r: (r.updated_at, r.version))
-    return get(conn, domain, ref)
+        return found[0]
+    if isinstance(ref, UUID):
+        return get(conn, domain, ref)
+    text = str(ref)
+    prefix = text.strip().lower()
+    by_prefix = len(prefix) >= PREFIX_LENGTH and all(ch in "0123456789abcdef-" for ch in prefix)
+    found = _select(conn, domain, "(%s AND id::text LIKE %s) OR name = %s", [by_prefix, prefix + "%", text])
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise NotFound(table_of(domain), text, f"no row of {domain} is {text!r} (give active, default, draft, archived, "
+                       f"an id, an id prefix of {PREFIX_LENGTH}+ characters, or a name)")
+    raise AmbiguousRow(table_of(domain), text, [f"{r.id} {r.status} '{r.name}' v{r.version}" for r in found])
+
+
+def rollback_target(conn: psycopg.Connection, domain: str) -> ConfigRow:
+    """The archived row that was live most recently: what a rollback makes live again."""
+    with _translated(domain):
+        target = conn.execute("SELECT walltrack.config_rollback_target(%s)", [domain]).fetchone()
+    if target is None or target[0] is None:
+        raise InvalidTransition(table_of(domain), f"nothing to roll back to in {domain}",
+                                "a rollback needs an earlier active config")
+    return get(conn, domain, target[0])
+
+
+def last_activation(conn: psycopg.Connection, domain: str, row_id: UUID) -> Activation | None:
+    """When, by whom and why a row last went live, with its activation sequence."""
+    from psycopg.rows import class_row
+
+    query = ("SELECT seq, config_id, version, performed_by, db_user, reason, activated_at"
+             " FROM walltrack.config_activations WHERE config_table = %s AND config_id = %s ORDER BY seq DESC LIMIT 1")
+    with _translated(domain), conn.cursor(row_factory=class_row(Activation)) as cur:
+        return cur.execute(query, [model_of(domain).table, row_id]).fetchone()
 
 
 def comments(conn: psycopg.Connection, domain: str) -> dict[str, str]:
@@ -150,7 +208,13 @@ def _select(conn: psycopg.Connection, domain: str, where: str, params: list | No
 def _row(domain: str, record: dict[str, Any]) -> ConfigRow:
     meta = {name: record.pop(name) for name in META}
     meta["status"] = str(meta["status"])
-    return ConfigRow(domain=domain, settings=model_of(domain).model_validate(record), **meta)
+    model = model_of(domain)
+    try:
+        return ConfigRow(domain=domain, settings=model.model_validate(record), **meta)
+    except ValidationError as exc:
+        # A row stored before a rule existed: shown as it is, never handed to a bot (see ConfigRow.readable).
+        return ConfigRow(domain=domain, settings=model.model_construct(**record), problems=tuple(_field_errors(exc)),
+                         **meta)
 
 
 # -- changing ------------------------------------------------------------------
@@ -159,6 +223,7 @@ def _row(domain: str, record: dict[str, Any]) -> ConfigRow:
 def clone(conn: psycopg.Connection, domain: str, source: UUID | str = "active", *, actor: str,
           reason: str | None = None, name: str | None = None) -> ConfigRow:
     """A new draft copied from a row: 'active', 'default' or an id."""
+    _check_name(domain, name)
     source_id = resolve(conn, domain, source).id if source in ("active", "default") else _uuid(domain, source)
     new_id = _call(conn, domain, "clone_config", source_id, name, actor, reason)
     return get(conn, domain, new_id)
@@ -167,6 +232,7 @@ def clone(conn: psycopg.Connection, domain: str, source: UUID | str = "active", 
 def restore(conn: psycopg.Connection, domain: str, archived_id: UUID | str, *, actor: str,
             reason: str | None = None, name: str | None = None) -> ConfigRow:
     """A new draft with the settings of an archived row."""
+    _check_name(domain, name)
     new_id = _call(conn, domain, "restore_config", _uuid(domain, archived_id), name, actor, reason)
     return get(conn, domain, new_id)
 
@@ -189,8 +255,8 @@ def edit(conn: psycopg.Connection, domain: str, draft_id: UUID | str, version: i
         merged = model.model_validate(current.settings.model_dump() | settings)
     except ValidationError as exc:
         raise InvalidValue(table, _field_errors(exc)) from None
-    if "name" in changes and not str(changes["name"] or "").strip():
-        raise InvalidValue(table, [FieldError("name", "must not be blank")])
+    if "name" in changes:
+        _check_name(domain, changes["name"])
     payload = merged.model_dump(mode="json", include=set(settings)) | {k: changes[k] for k in LABELS if k in changes}
     from psycopg.types.json import Jsonb
 
@@ -198,15 +264,24 @@ def edit(conn: psycopg.Connection, domain: str, draft_id: UUID | str, version: i
     return get(conn, domain, current.id)
 
 
-def activate(conn: psycopg.Connection, domain: str, draft_id: UUID | str, *, actor: str,
+def activate(conn: psycopg.Connection, domain: str, draft_id: UUID | str, *, expected_version: int, actor: str,
              reason: str | None = None) -> ConfigRow:
-    """The draft goes live; the active row is archived, in one transaction."""
-    return get(conn, domain, _call(conn, domain, "activate_config", _uuid(domain, draft_id), actor, reason))
+    """The draft goes live at the version the caller reviewed; the active row is archived, in one transaction.
+
+    A draft edited since it was reviewed (its version is no longer `expected_version`) is refused.
+    """
+    row_id = _uuid(domain, draft_id)
+    return get(conn, domain, _call(conn, domain, "activate_config", row_id, expected_version, actor, reason))
 
 
-def rollback(conn: psycopg.Connection, domain: str, *, actor: str, reason: str | None = None) -> ConfigRow:
-    """The most recently archived settings are live again; the active row is archived."""
-    return get(conn, domain, _call(conn, domain, "rollback_config", actor, reason))
+def rollback(conn: psycopg.Connection, domain: str, *, actor: str, reason: str | None = None,
+             expected_id: UUID | str | None = None) -> ConfigRow:
+    """The archived row that was live most recently goes live again; the active row is archived.
+
+    With `expected_id` (the target the caller reviewed), another target is refused.
+    """
+    expected = None if expected_id is None else _uuid(domain, expected_id)
+    return get(conn, domain, _call(conn, domain, "rollback_config", actor, reason, expected))
 
 
 def discard(conn: psycopg.Connection, domain: str, draft_id: UUID | str, *, actor: str,
@@ -223,6 +298,11 @@ def _call(conn: psycopg.Connection, domain: str, function: str, *args: Any) -> A
     model_of(domain)  # an unknown domain is refused before any SQL
     with _translated(domain), conn.transaction():
         return conn.execute(query, [domain, *args]).fetchone()[0]
+
+
+def _check_name(domain: str, name: object) -> None:
+    if name is not None and (problem := name_problem(name)):
+        raise InvalidValue(table_of(domain), [FieldError("name", problem)])
 
 
 def _uuid(domain: str, value: UUID | str) -> UUID:
@@ -265,9 +345,12 @@ def _translate(domain: str, exc: Exception) -> Exception:
         return NotFound(table, message=message)
     if state == "WT004":
         return UnknownField(table, column or "?")
+    if state == "23514" and constraint in NAME_RULES:
+        return InvalidValue(table, [FieldError("name", NAME_RULE)])
     if state == "23514" and constraint:
         fields = model_of(domain).fields_of(constraint) or (constraint,)
-        return InvalidValue(table, [FieldError(", ".join(fields), f"breaks rule {constraint}")])
+        rule = "must be a finite number, not NaN" if constraint.endswith("_finite") else f"breaks rule {constraint}"
+        return InvalidValue(table, [FieldError(", ".join(fields), rule)])
     if state == "23505" and constraint and constraint.endswith("_name_status"):
         return InvalidValue(table, [FieldError("name", "another live row of that status has this name")])
     if state == "23505" and constraint and constraint.endswith("_single_active"):

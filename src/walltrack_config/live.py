@@ -33,7 +33,8 @@ from .models import DOMAINS, MODELS, Settings, plain
 CHANNEL = "walltrack_config"
 log = logging.getLogger("walltrack_config.live")
 
-Callback = Callable[[Settings, Settings], Any]
+Callback = Callable[["LiveRow", "LiveRow"], Any]
+ConnectionCallback = Callable[[bool, "str | None"], Any]
 
 
 class LiveConfigUnavailable(DatabaseError):
@@ -42,12 +43,22 @@ class LiveConfigUnavailable(DatabaseError):
 
 @dataclass(frozen=True)
 class LiveRow:
-    """One domain's active row as a running process holds it."""
+    """One domain's active row as a running process holds it, with the activation that made it live."""
 
     domain: str
-    id: UUID | None
+    id: UUID | None  # None: the built-in defaults
     version: int
     settings: Settings
+    name: str = "built-in defaults"
+    activated_at: datetime | None = None
+    activation: int = 0  # the activation sequence (V11): grows with every activation, in commit order
+    actor: str | None = None
+    reason: str | None = None
+
+    @property
+    def key(self) -> tuple[UUID | None, int, int]:
+        """What tells two live states apart: the same row may go live twice (a rollback)."""
+        return self.id, self.version, self.activation
 
 
 @dataclass(frozen=True)
@@ -55,8 +66,10 @@ class Health:
     connected: bool
     source: str  # 'database', 'saved' (the file under WALLTRACK_HOME) or 'defaults'
     age: float  # seconds since the settings were last known to be current
-    last_error: str | None
+    last_error: str | None  # the connection's, or a stored row the models refuse (kept on the last good one)
     versions: Mapping[str, int]
+    ids: Mapping[str, UUID | None]  # each domain's live row
+    activations: Mapping[str, int]  # each domain's activation sequence
 
 
 class LiveConfig:
@@ -76,6 +89,9 @@ class LiveConfig:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._connected, self._source, self._synced, self._error = False, "database", 0.0, None
+        self._unreadable: dict[str, str] = {}  # domain -> why its stored active row is refused
+        self._reported: set[tuple[str, object, int]] = set()  # each unreadable row is logged once
+        self._on_connection: list[ConnectionCallback] = []
         self._changed = threading.Condition()
 
     # -- reading: memory only ------------------------------------------------------
@@ -113,15 +129,25 @@ class LiveConfig:
 
     def health(self) -> Health:
         age = 0.0 if self._connected else max(0.0, time.time() - self._synced)
+        rows = self._rows
         return Health(self._connected, self._source, age, self._error,
-                      MappingProxyType({d: r.version for d, r in self._rows.items()}))
+                      MappingProxyType({d: r.version for d, r in rows.items()}),
+                      MappingProxyType({d: r.id for d, r in rows.items()}),
+                      MappingProxyType({d: r.activation for d, r in rows.items()}))
 
     # -- subscribing -----------------------------------------------------------------
 
     def subscribe(self, domain: str, callback: Callback) -> Callable[[], None]:
-        """Call `callback(old, new)` after each change of a domain; returns a function that unsubscribes."""
+        """Call `callback(old, new)` with the old and new LiveRow after each change of a domain.
+
+        Returns a function that unsubscribes.
+        """
         self._subscribers[domain].append(callback)
         return lambda: self._subscribers[domain].remove(callback)
+
+    def on_connection(self, callback: ConnectionCallback) -> None:
+        """Call `callback(connected, error)` when the database connection is lost or comes back."""
+        self._on_connection.append(callback)
 
     def wait_for(self, domain: str, row_id: UUID, version: int | None = None, timeout: float = 5.0) -> bool:
         """Block until the domain's live row is `row_id` (at `version`, if given); for tests and tools only.
@@ -163,6 +189,8 @@ class LiveConfig:
         self.stop()
 
     def _fall_back(self, exc: ConfigError) -> None:
+        if isinstance(exc, LiveConfigUnavailable):
+            raise exc  # the database answered, but nothing usable was found for some domain
         saved = self._read_saved()
         if saved is not None:
             self._swap(saved, notify=False)
@@ -170,23 +198,30 @@ class LiveConfig:
             log.warning("database unreachable (%s); running on the settings saved at %s", exc,
                         datetime.fromtimestamp(self._synced, timezone.utc).isoformat(timespec="seconds"))
         elif self._allow_defaults:
-            self._swap({d: LiveRow(d, None, 0, MODELS[d]()) for d in self._domains}, notify=False)
+            self._swap(self._defaults(self._domains), notify=False)
             self._source, self._synced = "defaults", time.time()
             log.warning("database unreachable (%s) and no saved settings; running on the built-in defaults", exc)
         else:
             raise LiveConfigUnavailable(f"{exc}; no saved settings in {self._state} (pass allow_defaults=True "
                                         "to start on the built-in defaults)") from None
 
+    def _defaults(self, domains: Iterable[str]) -> dict[str, LiveRow]:
+        return {d: LiveRow(d, None, 0, MODELS[d]()) for d in domains}
+
     def _open(self):
         """A connection that LISTENs, then every domain loaded through it: nothing committed in between is missed."""
+        from . import schema
+
         conn = db.connect(self._url, application_name="walltrack-live")
         try:
+            schema.require(conn)
             conn.execute(f"LISTEN {CHANNEL}")
             self._load(conn, self._domains)
         except BaseException:
             conn.close()
             raise
-        self._connected, self._source, self._error = True, "database", None
+        self._connected, self._source = True, "database"
+        self._error = next(iter(self._unreadable.values()), None)
         return conn
 
     def _listen(self, conn) -> None:
@@ -195,9 +230,12 @@ class LiveConfig:
         delay = 0.05
         while not self._stop.is_set():
             try:
+                lost = conn is None
                 with conn if conn is not None else self._open() as listening:
                     delay = 0.05
                     log.info("listening for configuration changes")
+                    if lost:
+                        self._tell_connection(True, None)
                     while not self._stop.is_set():
                         # Back at the first notification; psycopg keeps the ones that come during _load for us.
                         notes = listening.notifies(timeout=self._poll, stop_after=1)
@@ -209,6 +247,7 @@ class LiveConfig:
                 self._error = " ".join(str(exc).split())
                 if self._connected:
                     log.warning("lost the database (%s); keeping the last good settings and reconnecting", self._error)
+                    self._tell_connection(False, self._error)
             except Exception:  # a bug must not end the listener: log it and start over
                 log.exception("configuration listener failed; restarting it")
             conn = None
@@ -226,18 +265,59 @@ class LiveConfig:
             return None
         return domain if domain in self._subscribers else None
 
+    def _tell_connection(self, connected: bool, error: str | None) -> None:
+        for callback in list(self._on_connection):
+            try:
+                callback(connected, error)
+            except Exception:
+                log.exception("a connection callback failed")
+
     def _load(self, conn, domains: Iterable[str]) -> None:
         fresh = {}
         for domain in domains:
             row = lifecycle.active_row(conn, domain)
-            fresh[domain] = LiveRow(domain, row.id, row.version, row.settings)
+            activation = lifecycle.last_activation(conn, domain, row.id)
+            if row.problems:
+                self._refuse(domain, row, activation.seq if activation else 0)
+                continue
+            self._unreadable.pop(domain, None)
+            fresh[domain] = LiveRow(domain, row.id, row.version, row.settings, row.name,
+                                    activation.activated_at if activation else row.updated_at,
+                                    activation.seq if activation else 0,
+                                    activation.performed_by if activation else row.updated_by,
+                                    activation.reason if activation else None)
+        missing = [d for d in self._unreadable if d not in self._rows and d not in fresh]
+        if missing:
+            fresh |= self._stand_ins(missing)
+        self._error = next(iter(self._unreadable.values()), None)
         self._swap(fresh, notify=True)
         self._synced = time.time()
         self._save()
 
+    def _refuse(self, domain: str, row: lifecycle.ConfigRow, activation: int) -> None:
+        """A live row the models refuse: keep the last good settings, say why once per change."""
+        try:
+            row.readable()
+        except ConfigError as exc:
+            self._unreadable[domain] = " ".join(str(exc).split())
+        if (domain, row.id, activation) not in self._reported:
+            self._reported.add((domain, row.id, activation))
+            log.error("%s; keeping the last good %s settings", self._unreadable[domain], domain)
+
+    def _stand_ins(self, domains: list[str]) -> dict[str, LiveRow]:
+        """For domains with no good settings yet: the saved ones, else the defaults if allowed."""
+        saved = self._read_saved(require_all=False) or {}
+        if all(d in saved for d in domains):
+            return {d: saved[d] for d in domains}
+        if self._allow_defaults:
+            return {d: saved.get(d) or self._defaults([d])[d] for d in domains}
+        problem = "; ".join(self._unreadable[d] for d in domains)
+        raise LiveConfigUnavailable(f"{problem}; no saved settings in {self._state} (pass allow_defaults=True "
+                                    "to start on the built-in defaults)")
+
     def _swap(self, fresh: Mapping[str, LiveRow], *, notify: bool) -> None:
         old = self._rows
-        changed = {d: r for d, r in fresh.items() if d not in old or (old[d].id, old[d].version) != (r.id, r.version)}
+        changed = {d: r for d, r in fresh.items() if d not in old or old[d].key != r.key}
         if not changed:
             return
         self._rows = MappingProxyType({**old, **changed})  # one reference: readers see all of it or none
@@ -246,7 +326,7 @@ class LiveConfig:
                 continue
             for callback in list(self._subscribers[domain]):
                 try:
-                    callback(old[domain].settings, row.settings)
+                    callback(old[domain], row)
                 except Exception:  # one subscriber's bug must not keep the others from hearing
                     log.exception("a callback on %s failed", domain)
         with self._changed:  # waiters see a change once it is fully handled, callbacks included
@@ -254,9 +334,7 @@ class LiveConfig:
             self._changed.notify_all()
 
     def _save(self) -> None:
-        document = {"saved_at": time.time(), "domains": {
-            d: {"id": str(r.id) if r.id else None, "version": r.version, "settings": plain(r.settings)}
-            for d, r in self._rows.items()}}
+        document = {"saved_at": time.time(), "domains": {d: _saved(r) for d, r in self._rows.items()}}
         try:
             self._state.parent.mkdir(parents=True, exist_ok=True)
             partial = self._state.with_suffix(f".{os.getpid()}.tmp")
@@ -265,17 +343,30 @@ class LiveConfig:
         except OSError as exc:
             log.warning("could not save the settings to %s: %s", self._state, exc)
 
-    def _read_saved(self) -> dict[str, LiveRow] | None:
+    def _read_saved(self, require_all: bool = True) -> dict[str, LiveRow] | None:
         try:
             document = json.loads(self._state.read_text())
-            rows = {d: LiveRow(d, UUID(e["id"]) if e["id"] else None, e["version"], MODELS[d].model_validate(e["settings"]))
-                    for d, e in document["domains"].items() if d in self._subscribers}
+            rows = {d: _unsaved(d, e) for d, e in document["domains"].items() if d in self._subscribers}
         except FileNotFoundError:
             return None
         except Exception as exc:  # a damaged file is no settings at all, and we say so
             log.warning("ignored the saved settings in %s: %s", self._state, exc)
             return None
-        if set(rows) != set(self._domains):
+        if require_all and set(rows) != set(self._domains):
             return None
         self._synced = float(document["saved_at"])
         return rows
+
+
+def _saved(row: LiveRow) -> dict[str, Any]:
+    return {"id": str(row.id) if row.id else None, "version": row.version, "name": row.name,
+            "activated_at": row.activated_at.isoformat() if row.activated_at else None,
+            "activation": row.activation, "actor": row.actor, "reason": row.reason, "settings": plain(row.settings)}
+
+
+def _unsaved(domain: str, entry: dict[str, Any]) -> LiveRow:
+    when = entry.get("activated_at")
+    return LiveRow(domain, UUID(entry["id"]) if entry["id"] else None, entry["version"],
+                   MODELS[domain].model_validate(entry["settings"]), entry.get("name") or "saved settings",
+                   datetime.fromisoformat(when) if when else None, int(entry.get("activation") or 0),
+                   entry.get("actor"), entry.get("reason"))

@@ -17,6 +17,7 @@ from pathlib import Path
 from .errors import (
     ChecksumMismatch,
     MalformedMigrations,
+    MigrationFailed,
     MissingUndo,
     NothingToUndo,
     OutOfOrderMigrations,
@@ -80,6 +81,51 @@ class StatusRow:
     checksum: str
     applied_at: datetime | None = None
     applied_by: str | None = None
+
+
+# A table is (schema, table, None); one of its columns is (schema, table, column).
+Relation = tuple[str, str, str | None]
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A table (column None) or a column that an undo drops, with what it holds: rows, or non-null values.
+
+    count is None when the rows could not be counted (no privilege to read the table).
+    """
+
+    schema: str
+    table: str
+    column: str | None
+    count: int | None
+
+    @property
+    def name(self) -> str:
+        return ".".join(p for p in (self.schema, self.table, self.column) if p)
+
+
+@dataclass(frozen=True)
+class UndoPreview:
+    """What `undo` would do, found by running it and rolling it back."""
+
+    plan: list[Migration]  # highest first, as undo runs them
+    tables: list[Loss]
+    columns: list[Loss]  # only of tables that stay
+    failure: MigrationFailed | None  # the undo file that would fail; the ones before it would still be undone
+    current: int  # where the database would stand
+
+    @property
+    def versions(self) -> list[int]:
+        return [m.version for m in self.plan]
+
+
+def vanished(before: Iterable[Relation], after: Iterable[Relation]) -> tuple[list[Relation], list[Relation]]:
+    """Tables, then columns of surviving tables, present before and gone after (each sorted)."""
+    gone = set(before) - set(after)
+    tables = sorted(r for r in gone if r[2] is None)
+    dropped = {r[:2] for r in tables}
+    columns = sorted(r for r in gone if r[2] is not None and r[:2] not in dropped)
+    return tables, columns
 
 
 def checksum(sql: str) -> str:

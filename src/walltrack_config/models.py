@@ -6,7 +6,7 @@ to it). Descriptions are the columns' COMMENTs. Defaults are the story's presets
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
@@ -20,14 +20,20 @@ def _rounder(precision: int, scale: int):
     quantum, limit = Decimal(1).scaleb(-scale), Decimal(10) ** (precision - scale)
 
     def fit(value: Any) -> Any:
-        # As PostgreSQL stores DECIMAL(p,s): rounded half away from zero to s places, then checked.
+        # PostgreSQL would round 12.345 into DECIMAL(5,2) silently; an operator's value is kept or refused.
         if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
             return value  # let pydantic reject it with its own message
         try:
-            number = Decimal(str(value).strip()).quantize(quantum, rounding=ROUND_HALF_UP)
+            number = Decimal(str(value).strip())
         except InvalidOperation:
             return value
-        if number.is_finite() and abs(number) >= limit:
+        if not number.is_finite():
+            return number  # refused by allow_inf_nan=False, as the finite CHECKs of V11 refuse it
+        if -number.normalize().as_tuple().exponent > scale:
+            raise PydanticCustomError("decimal_places", "{value} has more decimals than the {scale} it keeps",
+                                      {"value": str(value).strip(), "scale": scale})
+        number = number.quantize(quantum)
+        if abs(number) >= limit:
             raise PydanticCustomError("numeric_overflow", "needs at most {digits} digits before the point",
                                       {"digits": precision - scale})
         return number
@@ -36,7 +42,7 @@ def _rounder(precision: int, scale: int):
 
 
 def Numeric(precision: int, scale: int, **bounds: Any) -> Any:  # noqa: N802 (a type, as in SQL)
-    """DECIMAL(precision, scale) with bounds (gt, ge, lt, le) checked after rounding."""
+    """DECIMAL(precision, scale) with bounds (gt, ge, lt, le); more decimals than `scale` are refused."""
     return Annotated[Decimal, BeforeValidator(_rounder(precision, scale)), Field(allow_inf_nan=False, **bounds)]
 
 
@@ -72,7 +78,9 @@ class Settings(BaseModel):
         """The fields a V9 CHECK constraint is about."""
         if constraint in cls.cross_rules:
             return cls.cross_rules[constraint]
-        field = constraint.removeprefix("chk_")
+        if constraint in NAME_RULES:
+            return ("name",)
+        field = constraint.removeprefix("chk_").removesuffix("_finite")  # V11: chk_<field>_finite refuses NaN
         return (field,) if field in cls.model_fields else ()
 
 
@@ -261,6 +269,24 @@ MODELS: dict[str, type[Settings]] = {
     "api": ApiConfig,
 }
 DOMAINS = tuple(MODELS)
+
+
+NAME_LENGTH = 100  # VARCHAR(100), the story's
+_CONTROL = frozenset(map(chr, [*range(0x20), *range(0x7F, 0xA0)]))
+_BLANK = frozenset(" \u00a0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(map(chr, range(0x2000, 0x200B))))
+NAME_RULES = ("chk_name", "chk_name_text")  # V9's blank-name rule, V11's visible-and-printable one
+NAME_RULE = "a name needs a visible character and no control characters (tab, newline, ...)"
+
+
+def name_problem(name: object) -> str | None:
+    """Why a row name is refused (V11's chk_name_text says the same), or None when it is fine."""
+    if not isinstance(name, str):
+        return "a name is text"
+    if any(ch in _CONTROL for ch in name) or all(ch in _BLANK for ch in name):
+        return NAME_RULE
+    if len(name) > NAME_LENGTH:
+        return f"a name has at most {NAME_LENGTH} characters, not {len(name)}"
+    return None
 
 
 def meaning_and_unit(comment: str | None) -> tuple[str, str]:

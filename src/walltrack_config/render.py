@@ -5,6 +5,7 @@ Only the command line uses this module; it prints and nothing else.
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -23,7 +24,13 @@ def console(stderr: bool = False):
     """rich, for a terminal only: piped output is plain text and never imports it."""
     from rich.console import Console
 
-    return Console(file=_stream(stderr), highlight=False)
+    rich = Console(file=_stream(stderr), highlight=False)
+    rich.on_broken_pipe = _pipe_closed  # rich would exit 1 on its own; the command line ends a closed pipe with 0
+    return rich
+
+
+def _pipe_closed() -> None:
+    raise BrokenPipeError(errno.EPIPE, "output closed")
 
 
 def emit_json(document: Any) -> None:

@@ -1,0 +1,46 @@
+"""Which migrations a database has, read from its catalog, so a command can say what is missing.
+
+The catalog is the truth whoever migrated (the runner, or psql -1 -f): each version leaves an object
+behind that the one before it did not have.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import SchemaOutdated
+
+if TYPE_CHECKING:
+    import psycopg
+
+#: the schema version this release's commands need
+NEEDED = 11
+
+_MARKERS = (
+    (8, "to_regclass('walltrack.config_audit_log')"),
+    (9, "to_regprocedure('walltrack.guard_config_row()')"),
+    (10, "to_regprocedure('walltrack.notify_config_live()')"),
+    (11, "to_regclass('walltrack.config_activations')"),
+)
+
+
+def version(conn: psycopg.Connection) -> int:
+    """The highest version whose marker, and every marker below it, is present (0: not migrated)."""
+    from psycopg import sql
+
+    query = sql.SQL("SELECT {}").format(sql.SQL(", ").join(
+        sql.SQL("{} IS NOT NULL").format(sql.SQL(marker)) for _, marker in _MARKERS))
+    present = conn.execute(query).fetchone() or ()
+    current = 0
+    for (number, _), here in zip(_MARKERS, present):
+        if not here:
+            break
+        current = number
+    return current
+
+
+def require(conn: psycopg.Connection, needed: int = NEEDED) -> None:
+    """SchemaOutdated unless the database is at `needed` or above."""
+    current = version(conn)
+    if current < needed:
+        raise SchemaOutdated(current, needed)
