@@ -258,6 +258,8 @@ $$;
 
 -- ---------- the logs ----------
 
+GRANT EXECUTE ON FUNCTION walltrack.audit_config_change() TO PUBLIC;
+
 DROP TRIGGER trg_config_audit_log_origin ON walltrack.config_audit_log;
 ALTER TABLE walltrack.config_audit_log DROP COLUMN db_user;
 DROP TABLE walltrack.config_activations;

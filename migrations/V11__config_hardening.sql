@@ -87,6 +87,11 @@ ORDER BY status = 'active', updated_at, version;
 CREATE FUNCTION walltrack.record_config_activation() RETURNS TRIGGER
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    IF TG_TABLE_SCHEMA <> 'walltrack' OR TG_TABLE_NAME NOT IN ('trading_config', 'scoring_config', 'discovery_config',
+                                                                'cluster_config', 'risk_config', 'exit_config', 'api_config') THEN
+        RAISE EXCEPTION '% records the walltrack config tables only, not %.%', TG_NAME, TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = 'WT001', HINT = 'Write the config tables; their triggers record the change.';
+    END IF;
     INSERT INTO walltrack.config_activations (config_table, config_id, version, performed_by, db_user, reason)
     VALUES (TG_TABLE_NAME, NEW.id, NEW.version, walltrack.config_actor(), session_user,
             nullif(current_setting('walltrack.reason', true), ''));
@@ -149,6 +154,12 @@ DECLARE
                                       'created_at', 'updated_at', 'created_by', 'updated_by'];
     is_restore BOOLEAN := false;
 BEGIN
+    -- It runs as the log's owner: never for a table (or view) that some role attached it to itself.
+    IF TG_TABLE_SCHEMA <> 'walltrack' OR TG_TABLE_NAME NOT IN ('trading_config', 'scoring_config', 'discovery_config',
+                                                                'cluster_config', 'risk_config', 'exit_config', 'api_config') THEN
+        RAISE EXCEPTION '% records the walltrack config tables only, not %.%', TG_NAME, TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = 'WT001', HINT = 'Write the config tables; their triggers record the change.';
+    END IF;
     IF TG_OP = 'INSERT' AND current_setting('walltrack.audit_action', true) = 'restore' THEN
         EXECUTE format('SELECT EXISTS (SELECT FROM %I.%I AS t WHERE t.status = ''archived'' AND to_jsonb(t) - $2 = $1 - $2)',
                        TG_TABLE_SCHEMA, TG_TABLE_NAME)
@@ -179,6 +190,10 @@ BEGIN
     RETURN NULL;
 END;
 $$;
+
+-- Nobody attaches the owner's log writers to a table of their own (EXECUTE is checked when a trigger is
+-- created, so the config tables' triggers keep firing for everyone).
+REVOKE EXECUTE ON FUNCTION walltrack.audit_config_change(), walltrack.record_config_activation() FROM PUBLIC;
 
 -- The writers belong to the logs' owner (the one the origin check expects), and nobody else may write
 -- the logs or move their id sequences: whatever was granted before is revoked.

@@ -18,7 +18,8 @@ from psycopg import sql
 
 from conftest import CLI, run_cli
 from test_cli import assert_one_line_error, history_rows
-from walltrack_config import migrations, runner
+from walltrack_config import db, migrations, runner
+from walltrack_config.errors import InvalidDatabaseUrl
 
 SHIPPED = [m.version for m in migrations.discover()]
 
@@ -243,6 +244,20 @@ def test_an_empty_database_url_is_an_error_not_the_embedded_server(tmp_path, arg
     done = run_cli(*args, "db", "status", env={"WALLTRACK_HOME": str(home), **env})
     assert_one_line_error(done, 2, "invalid database URL", needle, "embedded server")
     assert not home.exists()  # no embedded server was started in its place
+
+
+def test_resolve_url_refuses_an_empty_url_and_only_an_unset_one_means_embedded(monkeypatch):
+    monkeypatch.setattr(db, "embedded_url", lambda: pytest.fail("the embedded server was started"))
+    monkeypatch.setenv("WALLTRACK_DATABASE_URL", "postgresql://elsewhere/db")
+    with pytest.raises(InvalidDatabaseUrl, match=r"the URL given \(--database-url\) is empty"):
+        db.resolve_url("")
+    monkeypatch.setenv("WALLTRACK_DATABASE_URL", "\n")
+    with pytest.raises(InvalidDatabaseUrl, match="WALLTRACK_DATABASE_URL is set but empty") as err:
+        db.resolve_url()
+    assert err.value.exit_code == 2
+    monkeypatch.delenv("WALLTRACK_DATABASE_URL")
+    monkeypatch.setattr(db, "embedded_url", lambda: "the embedded one")
+    assert db.resolve_url() == "the embedded one"
 
 
 def test_global_options_work_after_the_command_too(migrated_db, empty_db, write_migrations):

@@ -369,3 +369,18 @@ def test_watch_prints_who_why_and_reconnects(migrated_db, tmp_path):
     finally:
         watcher.terminate()
         watcher.wait(10)
+
+
+def test_watch_ends_quietly_when_its_output_is_closed(migrated_db, tmp_path):
+    watcher = subprocess.Popen([str(CLI), "--database-url", migrated_db, "watch", "api"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={"WALLTRACK_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    try:
+        assert "watching api" in watcher.stderr.readline()
+        watcher.stdout.close()  # `watch | head -0`
+        with psycopg.connect(migrated_db, autocommit=True) as conn:
+            draft = lc.clone(conn, "api", actor="ann")
+            lc.activate(conn, "api", draft.id, expected_version=1, actor="ann")
+        assert watcher.wait(20) == 0
+        assert watcher.stderr.read() == ""
+    finally:
+        watcher.kill()

@@ -154,7 +154,9 @@ def _rows(model: type[Settings]) -> st.SearchStrategy[dict[str, Any]]:
         if orders and draw(st.booleans()):
             # An order rule (low <= high) at its edge: low one step under, at, or one step over high.
             low, high = draw(st.sampled_from(orders))
-            if isinstance(values[high], (int, Decimal)) and not isinstance(values[high], bool):
+            high_value = values[high]
+            if isinstance(high_value, int) and not isinstance(high_value, bool) or (
+                    isinstance(high_value, Decimal) and high_value.is_finite()):
                 step = 1 if isinstance(values[high], int) else Decimal(1).scaleb(values[high].as_tuple().exponent)
                 values[low] = values[high] + draw(st.sampled_from([-step, 0, step]))
         if model is ScoringConfig and draw(st.booleans()):

@@ -109,8 +109,8 @@ def root(
 
 LockTimeoutOpt = Annotated[
     Optional[float],
-    typer.Option(min=0, metavar="SECONDS",
-                 help="Give up (exit 1, nothing changed) when another migration holds the lock this long; default: wait."),
+    typer.Option(min=0, metavar="SECONDS", help="Give up (exit 1, nothing changed) when another migration "
+                                                 "holds the lock this long; default: wait."),
 ]
 
 

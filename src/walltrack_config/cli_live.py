@@ -29,7 +29,15 @@ def watch(
     chosen = [d.value for d in domains] if domains else [d.value for d in Domain]
     live = LiveConfig(db.resolve_url(opts.database_url), domains=chosen)
 
+    closed = threading.Event()  # stdout went away (`watch | head -3`): stop as other Unix tools do
+
     def show(old, new) -> None:
+        try:
+            write(old, new)
+        except BrokenPipeError:
+            closed.set()
+
+    def write(old, new) -> None:
         changes = diff(old.settings, new.settings)
         if opts.json:
             event = {"domain": new.domain, "id": str(new.id), "version": new.version, "name": new.name,
@@ -66,8 +74,10 @@ def watch(
     # On stderr in both modes: stdout stays one event per line, and a script can wait for this line.
     render.lines(f"watching {', '.join(chosen)} ({live.health().source}); Ctrl-C to stop", stderr=True)
     try:
-        threading.Event().wait()
+        closed.wait()
     except KeyboardInterrupt:
         pass
     finally:
         live.stop()
+    if closed.is_set():
+        raise BrokenPipeError  # main ends quietly with 0

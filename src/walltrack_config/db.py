@@ -30,7 +30,8 @@ def resolve_url(url: str | None = None) -> str:
     send the operator's changes to a different (embedded) database.
     """
     if url is not None:
-        empty = f"the URL given (--database-url) is empty; leave it out, with {ENV_URL} unset, to use the embedded server"
+        empty = (f"the URL given (--database-url) is empty; leave it out, with {ENV_URL} unset, "
+                 "to use the embedded server")
     elif ENV_URL in os.environ:
         url, empty = os.environ[ENV_URL], f"{ENV_URL} is set but empty; unset it to use the embedded server"
     else:

@@ -68,7 +68,10 @@ class MalformedMigrations(MigrationError):
 
 
 class MigrationFailed(MigrationError):
-    """A script failed and left nothing of itself; `done` ran before it (in order), `current` is where that leaves the database."""
+    """A script failed and left nothing of itself.
+
+    `done`: the versions this run applied (or undid) before it, in order; `current`: where the database stands.
+    """
 
     def __init__(self, path: Path, line: int, message: str, sqlstate: str | None = None,
                  done: list[int] | None = None, current: int | None = None):
