@@ -259,9 +259,19 @@ $$;
 -- ---------- the logs ----------
 
 GRANT EXECUTE ON FUNCTION walltrack.audit_config_change() TO PUBLIC;
+DO $$
+DECLARE
+    revoked RECORD;
+BEGIN
+    FOR revoked IN SELECT * FROM walltrack.config_revoked_grants LOOP
+        EXECUTE format('GRANT %s ON %s TO %s', revoked.privileges, revoked.object_name, revoked.grantee);
+    END LOOP;
+END
+$$;
+DROP TABLE walltrack.config_revoked_grants;
 
 DROP TRIGGER trg_config_audit_log_origin ON walltrack.config_audit_log;
-ALTER TABLE walltrack.config_audit_log DROP COLUMN db_user;
+ALTER TABLE walltrack.config_audit_log DROP COLUMN db_user, DROP COLUMN db_client_addr;
 DROP TABLE walltrack.config_activations;
 DROP FUNCTION walltrack.refuse_log_change();
 DROP FUNCTION walltrack.refuse_direct_log_write();

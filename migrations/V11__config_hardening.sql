@@ -26,12 +26,14 @@ SET LOCAL statement_timeout = '60s';
 
 -- ---------- one lock for every writer ----------
 
--- Every config write and transition takes this transaction lock first (one key for all seven tables).
--- One lock cannot be taken in two orders, so nothing deadlocks on it, and activations commit in the
--- order they take it, which makes the activation sequence commit-ordered.
+-- Every config write and transition takes this lock first, until its transaction ends: the row lock of
+-- trading's default row, a row nothing ever writes. One lock cannot be taken in two orders, so nothing
+-- deadlocks on it, and activations commit in the order they take it, which makes the activation sequence
+-- commit-ordered. Taking it needs UPDATE on trading_config, so a role that may only read cannot hold up
+-- the writers (an advisory lock could be taken by any role that can connect).
 CREATE FUNCTION walltrack.lock_config_writes() RETURNS VOID
 LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
-    SELECT pg_advisory_xact_lock(24560118926624327)  -- 'WALLCFG' in ASCII
+    SELECT FROM walltrack.trading_config WHERE status = 'default' FOR UPDATE
 $$;
 
 -- Statement-level, before any row is touched: plain SQL takes the lock before its first row lock too.
@@ -67,10 +69,11 @@ COMMENT ON COLUMN walltrack.config_activations.reason IS 'Why, as given.';
 COMMENT ON COLUMN walltrack.config_activations.activated_at IS 'When it went live.';
 GRANT SELECT ON walltrack.config_activations TO PUBLIC;
 
--- Rows live before V11 get their activations from what is known: archived rows by when they last changed,
--- then the active row last.
+-- Rows live before V11 get their activations from what is known: in the order of their last 'activate'
+-- audit row (V9 wrote those in commit order within a table, under its per-table lock), rows without one
+-- (live since V8) first, and the active row last.
 INSERT INTO walltrack.config_activations (config_table, config_id, version, performed_by, db_user, reason, activated_at)
-SELECT tbl, id, version, coalesce(updated_by, 'system'), current_user, 'recorded by V11 from updated_at', updated_at
+SELECT tbl, id, version, coalesce(updated_by, 'system'), current_user, 'recorded by V11 from the audit log', updated_at
 FROM (
     SELECT 'trading_config' AS tbl, id, version, updated_by, updated_at, status FROM walltrack.trading_config
     UNION ALL SELECT 'scoring_config', id, version, updated_by, updated_at, status FROM walltrack.scoring_config
@@ -81,7 +84,10 @@ FROM (
     UNION ALL SELECT 'api_config', id, version, updated_by, updated_at, status FROM walltrack.api_config
 ) AS live
 WHERE status IN ('active', 'archived')
-ORDER BY status = 'active', updated_at, version;
+ORDER BY status = 'active',
+         (SELECT max(log.id) FROM walltrack.config_audit_log AS log
+          WHERE log.config_table = live.tbl AND log.config_id = live.id AND log.action = 'activate') NULLS FIRST,
+         updated_at, version;
 
 -- SECURITY DEFINER: the log is written as its owner, whoever activates; nobody else may write it.
 CREATE FUNCTION walltrack.record_config_activation() RETURNS TRIGGER
@@ -101,8 +107,9 @@ $$;
 
 -- ---------- the audit log: written by its trigger only ----------
 
-ALTER TABLE walltrack.config_audit_log ADD COLUMN db_user TEXT;
+ALTER TABLE walltrack.config_audit_log ADD COLUMN db_user TEXT, ADD COLUMN db_client_addr INET;
 COMMENT ON COLUMN walltrack.config_audit_log.db_user IS 'The database user of the session that made the change (performed_by is the declared actor).';
+COMMENT ON COLUMN walltrack.config_audit_log.db_client_addr IS 'The address the database saw the session come from (source_ip is the declared one); NULL over a Unix socket.';
 
 -- Only the log writers, running as the log's owner from inside a trigger, may insert: a role granted
 -- INSERT by mistake, or the owner typing an INSERT, cannot forge a row or reserve future ids.
@@ -110,7 +117,7 @@ CREATE FUNCTION walltrack.refuse_direct_log_write() RETURNS TRIGGER
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF pg_trigger_depth() < 2
-       OR current_user <> (SELECT relowner::regrole::text FROM pg_class WHERE oid = TG_RELID) THEN
+       OR (SELECT relowner FROM pg_class WHERE oid = TG_RELID) IS DISTINCT FROM (SELECT oid FROM pg_roles WHERE rolname = current_user) THEN
         RAISE EXCEPTION 'rows of %.% are written by the config tables'' triggers only', TG_TABLE_SCHEMA, TG_TABLE_NAME
             USING ERRCODE = 'WT001', HINT = 'Change a config table; its trigger records the change.';
     END IF;
@@ -167,7 +174,7 @@ BEGIN
     END IF;
     INSERT INTO walltrack.config_audit_log
         (config_table, config_id, action, old_values, new_values, changed_fields,
-         reason, performed_by, source_ip, user_agent, db_user)
+         reason, performed_by, source_ip, user_agent, db_user, db_client_addr)
     VALUES (
         TG_TABLE_NAME,
         (coalesce(new_row, old_row) ->> 'id')::uuid,
@@ -185,7 +192,8 @@ BEGIN
         walltrack.config_actor(),
         left(coalesce(nullif(current_setting('walltrack.source_ip', true), ''), host(inet_client_addr())), 45),
         coalesce(nullif(current_setting('walltrack.user_agent', true), ''), nullif(current_setting('application_name'), '')),
-        session_user
+        session_user,
+        inet_client_addr()
     );
     RETURN NULL;
 END;
@@ -196,7 +204,14 @@ $$;
 REVOKE EXECUTE ON FUNCTION walltrack.audit_config_change(), walltrack.record_config_activation() FROM PUBLIC;
 
 -- The writers belong to the logs' owner (the one the origin check expects), and nobody else may write
--- the logs or move their id sequences: whatever was granted before is revoked.
+-- the logs or move their id sequences: whatever was granted before is revoked, and kept here so that U11
+-- can grant it back.
+CREATE TABLE walltrack.config_revoked_grants (
+    object_name TEXT NOT NULL,
+    privileges TEXT NOT NULL,
+    grantee TEXT NOT NULL
+);
+COMMENT ON TABLE walltrack.config_revoked_grants IS 'Write privileges on the logs that V11 revoked (object_name: TABLE or SEQUENCE and its name); U11 grants them back.';
 DO $$
 DECLARE
     owner_name TEXT := (SELECT relowner::regrole::text FROM pg_class WHERE oid = 'walltrack.config_audit_log'::regclass);
@@ -213,8 +228,15 @@ BEGIN
           AND acl.grantee <> c.relowner
           AND acl.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'USAGE')
     LOOP
-        EXECUTE format('REVOKE %s ON %s FROM %s',
-                       CASE WHEN grant_row.relkind = 'S' THEN 'USAGE, UPDATE' ELSE 'INSERT, UPDATE, DELETE, TRUNCATE' END,
+        INSERT INTO walltrack.config_revoked_grants
+        SELECT CASE WHEN grant_row.relkind = 'S' THEN 'SEQUENCE ' ELSE 'TABLE ' END || grant_row.rel::text,
+               string_agg(acl.privilege_type, ', ' ORDER BY acl.privilege_type),
+               CASE WHEN grant_row.grantee = 0 THEN 'PUBLIC' ELSE grant_row.grantee::regrole::text END
+        FROM pg_class AS c, aclexplode(c.relacl) AS acl
+        WHERE c.oid = grant_row.rel AND acl.grantee = grant_row.grantee
+          AND acl.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'USAGE');
+        EXECUTE format('REVOKE %s %s FROM %s',
+                       CASE WHEN grant_row.relkind = 'S' THEN 'USAGE, UPDATE ON SEQUENCE' ELSE 'INSERT, UPDATE, DELETE, TRUNCATE ON TABLE' END,
                        grant_row.rel,
                        CASE WHEN grant_row.grantee = 0 THEN 'PUBLIC' ELSE grant_row.grantee::regrole::text END);
     END LOOP;
@@ -420,7 +442,7 @@ ALTER TABLE walltrack.trading_config
     ADD CONSTRAINT chk_max_concentration_cluster_pct_finite CHECK (status = 'archived' OR max_concentration_cluster_pct <> 'NaN') NOT VALID,
     ADD CONSTRAINT chk_score_threshold_finite CHECK (status = 'archived' OR score_threshold <> 'NaN') NOT VALID,
     ADD CONSTRAINT chk_high_conviction_threshold_finite CHECK (status = 'archived' OR high_conviction_threshold <> 'NaN') NOT VALID,
-    ADD CONSTRAINT chk_name_text CHECK (status = 'archived' OR (name !~ '[\u0001-\u001f\u007f-\u009f]' AND name ~ '[^ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]')) NOT VALID;
+    ADD CONSTRAINT chk_name_text CHECK (status = 'archived' OR (name !~ '[\u0001-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]' AND name ~ '[^ \u00a0\u00ad\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]')) NOT VALID;
 
 CREATE TRIGGER trg_trading_config_serialize
     BEFORE INSERT OR UPDATE OR DELETE ON walltrack.trading_config
@@ -445,7 +467,7 @@ ALTER TABLE walltrack.scoring_config
     ADD CONSTRAINT chk_market_volume_threshold_finite CHECK (status = 'archived' OR market_volume_threshold <> 'NaN') NOT VALID,
     ADD CONSTRAINT chk_cluster_min_sync_ratio_finite CHECK (status = 'archived' OR cluster_min_sync_ratio <> 'NaN') NOT VALID,
     ADD CONSTRAINT chk_cluster_amplification_factor_finite CHECK (status = 'archived' OR cluster_amplification_factor <> 'NaN') NOT VALID,
-    ADD CONSTRAINT chk_name_text CHECK (status = 'archived' OR (name !~ '[\u0001-\u001f\u007f-\u009f]' AND name ~ '[^ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]')) NOT VALID;
+    ADD CONSTRAINT chk_name_text CHECK (status = 'archived' OR (name !~ '[\u0001-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]' AND name ~ '[^ \u00a0\u00ad\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]')) NOT VALID;
 
 CREATE TRIGGER trg_scoring_config_serialize
     BEFORE INSERT OR UPDATE OR DELETE ON walltrack.scoring_config
@@ -464,7 +486,7 @@ ALTER TABLE walltrack.discovery_config
     ADD CONSTRAINT chk_decay_threshold_finite CHECK (status = 'archived' OR decay_threshold <> 'NaN') NOT VALID,
     ADD CONSTRAINT chk_pump_volume_spike_threshold_finite CHECK (status = 'archived' OR pump_volume_spike_threshold <> 'NaN') NOT VALID,
     ADD CONSTRAINT chk_pump_price_spike_threshold_finite CHECK (status = 'archived' OR pump_price_spike_threshold <> 'NaN') NOT VALID,
-    ADD CONSTRAINT chk_name_text CHECK (status = 'archived' OR (name !~ '[\u0001-\u001f\u007f-\u009f]' AND name ~ '[^ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]')) NOT VALID;
+    ADD CONSTRAINT chk_name_text CHECK (status = 'archived' OR (name !~ '[\u0001-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]' AND name ~ '[^ \u00a0\u00ad\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]')) NOT VALID;
 
 CREATE TRIGGER trg_discovery_config_serialize
     BEFORE INSERT OR UPDATE OR DELETE ON walltrack.discovery_config
@@ -480,7 +502,7 @@ ALTER TABLE walltrack.cluster_config
     ADD CONSTRAINT chk_similarity_threshold_finite CHECK (status = 'archived' OR similarity_threshold <> 'NaN') NOT VALID,
     ADD CONSTRAINT chk_sync_token_overlap_threshold_finite CHECK (status = 'archived' OR sync_token_overlap_threshold <> 'NaN') NOT VALID,
     ADD CONSTRAINT chk_amplification_max_boost_finite CHECK (status = 'archived' OR amplification_max_boost <> 'NaN') NOT VALID,
-    ADD CONSTRAINT chk_name_text CHECK (status = 'archived' OR (name !~ '[\u0001-\u001f\u007f-\u009f]' AND name ~ '[^ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]')) NOT VALID;
+    ADD CONSTRAINT chk_name_text CHECK (status = 'archived' OR (name !~ '[\u0001-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]' AND name ~ '[^ \u00a0\u00ad\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]')) NOT VALID;
 
 CREATE TRIGGER trg_cluster_config_serialize
     BEFORE INSERT OR UPDATE OR DELETE ON walltrack.cluster_config
@@ -497,7 +519,7 @@ ALTER TABLE walltrack.risk_config
     ADD CONSTRAINT chk_max_drawdown_pct_finite CHECK (status = 'archived' OR max_drawdown_pct <> 'NaN') NOT VALID,
     ADD CONSTRAINT chk_retry_delay_multiplier_finite CHECK (status = 'archived' OR retry_delay_multiplier <> 'NaN') NOT VALID,
     ADD CONSTRAINT chk_emergency_exit_threshold_pct_finite CHECK (status = 'archived' OR emergency_exit_threshold_pct <> 'NaN') NOT VALID,
-    ADD CONSTRAINT chk_name_text CHECK (status = 'archived' OR (name !~ '[\u0001-\u001f\u007f-\u009f]' AND name ~ '[^ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]')) NOT VALID;
+    ADD CONSTRAINT chk_name_text CHECK (status = 'archived' OR (name !~ '[\u0001-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]' AND name ~ '[^ \u00a0\u00ad\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]')) NOT VALID;
 
 CREATE TRIGGER trg_risk_config_serialize
     BEFORE INSERT OR UPDATE OR DELETE ON walltrack.risk_config
@@ -511,7 +533,7 @@ CREATE TRIGGER trg_risk_config_activation
 -- ---------- walltrack.exit_config ----------
 ALTER TABLE walltrack.exit_config
     ADD CONSTRAINT chk_stagnation_threshold_pct_finite CHECK (status = 'archived' OR stagnation_threshold_pct <> 'NaN') NOT VALID,
-    ADD CONSTRAINT chk_name_text CHECK (status = 'archived' OR (name !~ '[\u0001-\u001f\u007f-\u009f]' AND name ~ '[^ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]')) NOT VALID;
+    ADD CONSTRAINT chk_name_text CHECK (status = 'archived' OR (name !~ '[\u0001-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]' AND name ~ '[^ \u00a0\u00ad\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]')) NOT VALID;
 
 CREATE TRIGGER trg_exit_config_serialize
     BEFORE INSERT OR UPDATE OR DELETE ON walltrack.exit_config
@@ -524,7 +546,7 @@ CREATE TRIGGER trg_exit_config_activation
 
 -- ---------- walltrack.api_config ----------
 ALTER TABLE walltrack.api_config
-    ADD CONSTRAINT chk_name_text CHECK (status = 'archived' OR (name !~ '[\u0001-\u001f\u007f-\u009f]' AND name ~ '[^ \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]')) NOT VALID;
+    ADD CONSTRAINT chk_name_text CHECK (status = 'archived' OR (name !~ '[\u0001-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]' AND name ~ '[^ \u00a0\u00ad\u1680\u180e\u2000-\u200f\u2028-\u202f\u205f-\u2064\u3000\ufeff]')) NOT VALID;
 
 CREATE TRIGGER trg_api_config_serialize
     BEFORE INSERT OR UPDATE OR DELETE ON walltrack.api_config

@@ -163,7 +163,11 @@ def catalog(url: str) -> dict[str, list[tuple]]:
     )
     queries = {
         "schemas": f"SELECT n.nspname, obj_description(n.oid, 'pg_namespace') FROM pg_namespace n WHERE {user_ns}",
-        "relations": f"SELECT n.nspname, c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {user_ns}",
+        # Privileges too (an undo must give back what its migration revoked), in a canonical order.
+        "relations": f"""SELECT n.nspname, c.relname, c.relkind, c.relowner::regrole::text,
+                                ARRAY(SELECT a::text FROM unnest(coalesce(c.relacl, acldefault(
+                                    (CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))) AS a ORDER BY 1)
+                         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {user_ns}""",
         "columns": f"""SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
                           pg_get_expr(d.adbin, d.adrelid), col_description(c.oid, a.attnum)
                        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
@@ -174,7 +178,9 @@ def catalog(url: str) -> dict[str, list[tuple]]:
                         (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid)
                      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {user_ns}""",
         "functions": f"""SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), md5(p.prosrc),
-                                p.proconfig, p.prosecdef
+                                p.proconfig, p.prosecdef, p.proowner::regrole::text,
+                                ARRAY(SELECT a::text FROM unnest(coalesce(p.proacl, acldefault('f'::"char", p.proowner))) AS a
+                                      ORDER BY 1)
                          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {user_ns}""",
         "triggers": f"""SELECT n.nspname, c.relname, t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t
                         JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -204,7 +204,8 @@ def test_translated_name_errors_match_the_model(conn):
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.text(alphabet=st.sampled_from(list(" \t\n\x1f\x7f\x85\xa0\u2003\u3000\u200bab\u00e9\u4e2d")), max_size=6))
+@given(name=st.text(alphabet=st.sampled_from(list(" \t\n\x1f\x7f\x85\xa0\xad\u2003\u3000\u200b\u200e\u202e\u2066\ufeff"
+                                                  "ab\u00e9\u4e2d")), max_size=6))
 def test_the_name_rule_is_the_same_in_python_and_postgresql(conn, name):
     try:
         with conn.transaction(force_rollback=True):

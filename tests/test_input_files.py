@@ -330,3 +330,79 @@ def test_an_exported_file_with_every_domain_still_imports(wtc, tmp_path):
         assert wtc("export", "--format", fmt, "-o", str(file)).returncode == 0
         assert_one_line_error(wtc("import", str(file)), 1, "nothing to import")
         assert set(yaml.safe_load(file.read_text())["domains"]) == set(models.DOMAINS)
+
+
+# -- names in import files: checked with every other problem, before anything is shown -------------
+
+
+def test_plan_reports_every_bad_name_with_the_other_problems(conn):
+    document = {"domains": {
+        "risk": {"name": "   ", "settings": {"max_order_attempts": 5}},
+        "trading": {"name": "Night\x1b[2J", "settings": {"max_concurrent_positions": 6}},
+        "scoring": {"name": "n" * (models.NAME_LENGTH + 1), "settings": {"wallet_score_weight": 0.9}},
+        "cluster": {"name": "", "settings": {"min_cluster_size": 4}},
+        "exit": {"name": "Fine name", "description": "two\nlines\tare text", "settings": {}},
+    }}
+    with pytest.raises(InvalidImport) as caught:
+        exchange.plan(conn, document, "f.yaml")
+    weights = "scoring.wallet_score_weight, timing_score_weight, market_score_weight, cluster_score_weight"
+    assert caught.value.fields == ["risk.name", "trading.name", "scoring.name", weights, "cluster.name"]
+    messages = {p.field: p.message for p in caught.value.problems}
+    assert messages["risk.name"] == messages["trading.name"] == messages["cluster.name"] == models.NAME_RULE
+    assert messages["scoring.name"] == f"a name has at most {models.NAME_LENGTH} characters, not 101"
+
+
+def test_import_lists_bad_names_among_all_problems_before_any_preview(wtc, tmp_path):
+    file = tmp_path / "names.yaml"
+    file.write_text(
+        "domains:\n"
+        "  risk:\n"
+        "    name: '   '\n"                                   # blank
+        "    settings: {max_order_attempts: 5}\n"
+        "  trading:\n"
+        '    name: "Night\\e[2J"\n'                            # a control character (ESC)
+        "    settings: {max_concurrent_positions: 6}\n"
+        "  scoring:\n"
+        f"    name: {'n' * 101}\n"                              # too long
+        "    settings: {wallet_score_weight: 0.9}\n"          # and a settings problem
+        "  cluster:\n"
+        "    name: 7\n"                                        # not text
+        "    settings: {min_cluster_size: 4}\n")
+    before = everything(wtc.url)
+    done = wtc("import", str(file), "--activate", "--yes")
+    assert done.returncode == 1, done.stderr
+    no_traceback(done)
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert lines[0] == f"error: {file}: 5 problems", done.stderr  # no preview before it
+    listed = [line.strip() for line in lines[1:]]
+    for start in ("risk.name: a name needs a visible character", "trading.name: a name needs a visible character",
+                  "scoring.name: a name has at most 100 characters, not 101", "scoring.wallet_score_weight, ",
+                  "cluster.name: must be text, not 7"):
+        assert sum(line.startswith(start) for line in listed) == 1, (start, listed)
+    assert everything(wtc.url) == before
+
+
+# -- set: a JSON value with a key given twice ------------------------------------------------------
+
+
+def test_parse_assignments_refuses_a_key_given_twice_inside_a_json_value():
+    twice = '[{"threshold_pct":5,"threshold_pct":6,"size_reduction_pct":0}]'
+    with pytest.raises(InvalidValue) as caught:
+        cli_config.parse_assignments([f"drawdown_reduction_tiers={twice}"], models.TradingConfig)
+    assert caught.value.fields == ["drawdown_reduction_tiers"]
+    assert str(caught.value) == ("invalid trading_config: drawdown_reduction_tiers: "
+                                 "threshold_pct given twice in the JSON value; give each key once")
+    # the same key in two objects is no repetition
+    tiers = '[{"threshold_pct":5,"size_reduction_pct":0},{"threshold_pct":10,"size_reduction_pct":50}]'
+    assert cli_config.parse_assignments([f"drawdown_reduction_tiers={tiers}"], models.TradingConfig) == {
+        "drawdown_reduction_tiers": [{"threshold_pct": 5, "size_reduction_pct": 0},
+                                     {"threshold_pct": 10, "size_reduction_pct": 50}]}
+
+
+def test_set_refuses_a_key_given_twice_inside_a_json_value_and_writes_nothing(wtc):
+    new_draft(wtc, "trading")
+    before = everything(wtc.url)
+    done = wtc("set", "trading", 'drawdown_reduction_tiers=[{"threshold_pct":5,"threshold_pct":6,"size_reduction_pct":0}]')
+    assert_one_line_error(done, 1, "drawdown_reduction_tiers", "threshold_pct given twice")
+    assert everything(wtc.url) == before

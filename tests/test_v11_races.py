@@ -155,7 +155,11 @@ def test_racing_imports_of_every_domain_in_shuffled_orders_all_succeed(migrated_
                     document = {"domains": {d: {"settings": {FIELD[d]: 1000 + 10 * t + r}} for d in order}}
                     start.wait(timeout=30)
                     try:
-                        rows = exchange.apply(c, exchange.plan(c, document), actor=f"importer-{t}-{r}", activate=True)
+                        # As `import --activate --yes` does: plan and apply under the write lock, nothing between.
+                        with c.transaction():
+                            lc.lock_writes(c)
+                            rows = exchange.apply(c, exchange.plan(c, document), actor=f"importer-{t}-{r}",
+                                                  activate=True)
                         done.append((t, r, order, [row.domain for row in rows]))
                     except Exception as exc:  # noqa: BLE001 (every failure is reported below)
                         failures.append((t, r, order, repr(exc)))
@@ -236,7 +240,8 @@ def test_plain_sql_editing_two_domains_in_opposite_orders_waits_instead_of_deadl
     assert errors == []  # no 40P01
     assert sorted(committed) == [11, 22]
     assert between.broken  # the two first statements never both ran: one transaction waited for the other
-    assert waits == {("Lock", "advisory")}  # on V11's one lock, not on the other's row
+    # On V11's one lock (the row lock of trading's default row, held until the holder's transaction ends).
+    assert waits and waits <= {("Lock", "transactionid"), ("Lock", "tuple")}
     with psycopg.connect(migrated_db, autocommit=True) as conn:
         final = (conn.execute("SELECT max_order_attempts, version FROM walltrack.risk_config WHERE id = %s", [risk]).fetchone(),
                  conn.execute("SELECT stagnation_hours, version FROM walltrack.exit_config WHERE id = %s", [exit_]).fetchone())

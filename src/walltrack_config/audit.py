@@ -30,6 +30,7 @@ class AuditEntry:
     source_ip: str | None
     user_agent: str | None
     db_user: str | None  # the session's database user (V11); performed_by is the declared actor
+    db_client_addr: str | None  # where the database saw the session come from (V11); source_ip is declared
 
     def columns(self) -> dict[str, Any]:
         """Every column under its own name (JSON-ready values)."""
@@ -43,7 +44,8 @@ def history(conn: psycopg.Connection, domain: str, limit: int = 50, since: datet
 
     table = model_of(domain).table
     query = """SELECT id, config_table, config_id, action, old_values, new_values, changed_fields, reason,
-                      performed_by, performed_at, source_ip, user_agent, db_user
+                      performed_by, performed_at, source_ip, user_agent, db_user,
+                      host(db_client_addr) AS db_client_addr
                FROM walltrack.config_audit_log
                WHERE config_table = %s AND performed_at >= coalesce(%s, '-infinity'::timestamptz)
                ORDER BY id DESC LIMIT %s"""

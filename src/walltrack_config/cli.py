@@ -439,7 +439,9 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("Aborted!", err=True)
         sys.exit(1)
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        from .render import visible  # a message may quote what the operator typed, or a stored name
+
+        typer.echo(f"error: {visible(str(exc), keep_newlines=True)}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

@@ -20,12 +20,25 @@ from .errors import FieldError, InvalidValue, NothingToDo
 def parse_assignments(assignments: list[str], model: type) -> dict[str, Any]:
     """KEY=VALUE pairs, each value read by its column's type: JSON for the drawdown tiers, null for none.
 
-    A key given twice is refused rather than one value silently winning; so are values over
-    exchange.MAX_VALUE_BYTES and JSON nested deeper than exchange.MAX_DEPTH (json.loads would recurse
-    until Python's stack runs out).
+    A key given twice, here or inside a JSON value, is refused rather than one value silently winning; so
+    are values over exchange.MAX_VALUE_BYTES and JSON nested deeper than exchange.MAX_DEPTH (json.loads
+    would recurse until Python's stack runs out).
     """
+    from functools import partial
+
     from .errors import RepeatedSetting
     from .exchange import MAX_DEPTH, MAX_VALUE_BYTES, json_depth
+    from .render import visible
+
+    def each_key_once(pairs: list[tuple[str, Any]], field: str) -> dict[str, Any]:
+        # json.loads keeps the last of a repeated key, and the other value would vanish unseen.
+        obj: dict[str, Any] = {}
+        for name, item in pairs:
+            if name in obj:
+                raise InvalidValue(model.table, [FieldError(field, f"{visible(name)} given twice in the JSON "
+                                                                   "value; give each key once")])
+            obj[name] = item
+        return obj
 
     changes: dict[str, Any] = {}
     for pair in assignments:
@@ -49,7 +62,7 @@ def parse_assignments(assignments: list[str], model: type) -> dict[str, Any]:
             if json_depth(raw) > MAX_DEPTH:
                 raise InvalidValue(model.table, [FieldError(key, f"nested too deeply (more than {MAX_DEPTH} levels)")])
             try:
-                changes[key] = json.loads(raw)
+                changes[key] = json.loads(raw, object_pairs_hook=partial(each_key_once, field=key))
             except json.JSONDecodeError as exc:
                 raise InvalidValue(model.table, [FieldError(key, f"not JSON: {exc.msg}")]) from None
         elif info is not None and raw.strip().lower() in ("null", "none") and not info.is_required() and info.default is None:
@@ -274,6 +287,8 @@ def connect_migrated(opts: Options):
     conn = _connect(opts)
     try:
         schema.require(conn)
+        # A change waits for another one to commit, but not forever: an operator under pressure is told.
+        conn.execute("SET lock_timeout = '10s'")
     except BaseException:
         conn.close()
         raise
@@ -285,8 +300,10 @@ def _warn_unreadable(rows) -> None:
     from . import render
     from .errors import UnreadableRow
 
+    seen = set()
     for row in rows:
-        if row.problems:
+        if row.problems and row.id not in seen:
+            seen.add(row.id)
             error = UnreadableRow(row.domain, row.id, row.name, list(row.problems))
             render.lines(f"warning: {error}", stderr=True)
 
@@ -352,18 +369,29 @@ def import_file(
     yes: YesOpt = False,
 ) -> None:
     """Drafts for the domains whose values differ from the file; all checked before any is written."""
-    from . import exchange, render
+    from . import exchange, lifecycle, render
 
     opts: Options = ctx.obj
     document = exchange.loads(exchange.read_file(file), str(file))
-    with connect_migrated(opts) as conn:
+
+    def preview(conn: Any) -> list[exchange.ImportPlan]:
         plans = exchange.plan(conn, document, str(file))
         for p in plans:
             render.lines(f"{p.domain}: '{p.active.name}' (live) -> {file.name}", stderr=opts.json)
             render.changes_table(p.changes, stderr=opts.json, old="live now", new="file")
-        if activate_ and not yes and not _confirm(f"import and activate {len(plans)} domain(s)?"):
-            raise NothingToDo("not done: nothing was imported")
-        done = exchange.apply(conn, plans, actor=opts.actor, reason=reason, activate=activate_)
+        return plans
+
+    with connect_migrated(opts) as conn:
+        if activate_ and not yes:
+            plans = preview(conn)
+            if not _confirm(f"import and activate {len(plans)} domain(s)?"):
+                raise NothingToDo("not done: nothing was imported")
+            # apply refuses if a live row changed since the preview: what goes live is what was shown.
+            done = exchange.apply(conn, plans, actor=opts.actor, reason=reason, activate=True)
+        else:
+            with conn.transaction():
+                lifecycle.lock_writes(conn)  # no question to wait for: plan and write with nothing in between
+                done = exchange.apply(conn, preview(conn), actor=opts.actor, reason=reason, activate=activate_)
     if opts.json:
         return render.emit_json([r.columns() for r in done])
     for r in done:

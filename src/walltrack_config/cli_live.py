@@ -47,8 +47,9 @@ def watch(
         else:
             fields = ", ".join(f"{c.field} {render.value(c.old)} -> {render.value(c.new)}" for c in changes)
             why = f" ({new.reason})" if new.reason else ""
-            sys.stdout.write(f"{datetime.now().strftime('%H:%M:%S')}  {new.domain}  '{new.name}' {new.id} v{new.version}"
-                             f"  by {new.actor or '?'}{why}  {fields or 'same settings'}\n")
+            line = (f"{datetime.now().strftime('%H:%M:%S')}  {new.domain}  '{new.name}' {new.id} v{new.version}"
+                    f"  by {new.actor or '?'}{why}  {fields or 'same settings'}")
+            sys.stdout.write(render.visible(line) + "\n")
         sys.stdout.flush()
 
     def connection(connected: bool, error: str | None) -> None:

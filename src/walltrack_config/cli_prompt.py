@@ -7,7 +7,9 @@ import sys
 
 def confirm(question: str) -> bool:
     """Ask on stderr (stdout may be JSON); no answer, or no terminal and no input, is no."""
-    sys.stderr.write(f"{question} [y/N] ")
+    from .render import visible
+
+    sys.stderr.write(f"{visible(question)} [y/N] ")
     sys.stderr.flush()
     answer = sys.stdin.readline()
     return answer.strip().lower() in ("y", "yes")

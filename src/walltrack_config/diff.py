@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -25,8 +26,15 @@ def diff(old: BaseModel, new: BaseModel) -> list[Change]:
     return [
         Change(name, getattr(old, name), getattr(new, name))
         for name in type(old).model_fields
-        if getattr(old, name) != getattr(new, name)
+        if not _same(getattr(old, name), getattr(new, name))
     ]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, where a NaN (stored before V11) is the same as a NaN, as it is in PostgreSQL."""
+    if isinstance(a, Decimal) and isinstance(b, Decimal) and a.is_nan() and b.is_nan():
+        return True
+    return bool(a == b)
 
 
 class Labelled(Protocol):

@@ -275,3 +275,13 @@ class RepeatedSetting(ConfigError):
     def __init__(self, field: str):
         self.field = field
         super().__init__(f"{field} given twice; give each setting once")
+
+
+class ConfigBusy(ConfigError):
+    """Another session's change held the configuration's write lock for longer than we wait."""
+
+    def __init__(self, table: str, waited: str | None = None):
+        self.table, self.waited = table, waited
+        how_long = f" for {waited}" if waited else ""
+        super().__init__(f"another change to the configuration held its write lock{how_long}; nothing was written;"
+                         " try again once it is committed")

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from . import lifecycle
 from .diff import Change, diff
-from .errors import FieldError, InvalidFile, InvalidImport, NothingToDo, UsageError
+from .errors import ConcurrentChange, FieldError, InvalidFile, InvalidImport, NothingToDo, UsageError
 from .lifecycle import ConfigRow, _field_errors
 from .models import DOMAINS, MODELS, Settings, plain
 
@@ -234,6 +234,8 @@ def plan(conn: psycopg.Connection, document: dict[str, Any], source: str = "<inp
     Settings a domain leaves out keep their active values. Nothing is written. Every problem in the
     document is collected before any is raised, as one InvalidImport, so one run shows all of them.
     """
+    from .models import name_problem
+
     domains = document.get("domains")
     if not isinstance(domains, dict) or not domains:
         raise InvalidFile(source, "expected 'domains:' with one entry per domain to import")
@@ -254,6 +256,10 @@ def plan(conn: psycopg.Connection, document: dict[str, Any], source: str = "<inp
         for label in ("name", "description"):
             if entry.get(label) is not None and not isinstance(entry[label], str):
                 problems.append(FieldError(f"{domain}.{label}", f"must be text, not {_short(entry[label])}"))
+        # Checked here, with everything else, so that a bad name is listed among all the problems rather
+        # than found by apply after the preview, one name at a time.
+        if isinstance(entry.get("name"), str) and (problem := name_problem(entry["name"])):
+            problems.append(FieldError(f"{domain}.name", problem))
         model = MODELS[domain]
         known = {}
         for field, value in settings.items():
@@ -272,6 +278,7 @@ def plan(conn: psycopg.Connection, document: dict[str, Any], source: str = "<inp
                 rule = f" (rule {raw['type']})" if raw["type"].startswith("chk_") else ""
                 problems.append(FieldError(f"{domain}.{error.field}", error.message + rule))
             continue
+        # Settings are what an import compares; a name or description it brings labels the draft it makes.
         changes = diff(active.settings, imported)
         if changes:
             plans.append(ImportPlan(domain, active, imported, changes, entry.get("name"), entry.get("description")))
@@ -291,17 +298,27 @@ def apply(conn: psycopg.Connection, plans: list[ImportPlan], *, actor: str, reas
           activate: bool = False) -> list[ConfigRow]:
     """One draft per plan (activated if asked), all in one transaction: all land or none.
 
-    A draft that already holds exactly the imported settings is used instead of adding another.
+    What lands is what was planned: if a domain's live row changed since `plan` read it, nothing is written.
+    A draft that already holds exactly what the file brings is used instead of adding another.
     """
     done = []
     with conn.transaction():
+        lifecycle.lock_writes(conn)  # from here to the commit, no other change can slip in
         for p in plans:
-            draft = next((d for d in lifecycle.drafts(conn, p.domain) if not d.problems and d.settings == p.settings), None)
+            live = lifecycle.active_row(conn, p.domain)
+            if (live.id, live.version) != (p.active.id, p.active.version):
+                raise ConcurrentChange(lifecycle.table_of(p.domain),
+                                       f"the live {p.domain} config changed since the import was reviewed "
+                                       f"('{p.active.name}' → '{live.name}'); review again")
+            drafts = lifecycle.drafts(conn, p.domain)
+            draft = next((d for d in drafts if _holds(d, p)), None)
             if draft is None:
-                # The file's own name when it brings one; else the database picks a free '<active> (draft N)'.
+                # The file's own name when it brings one (so the same file imported again changes nothing) and
+                # no other draft has it; else the database picks a free '<active> (draft N)'.
+                taken = any(d.name == p.name for d in drafts)
                 draft = lifecycle.clone(conn, p.domain, p.active.id, actor=actor, reason=reason,
-                                        name=p.name if p.name and p.name != p.active.name else None)
-                changes: dict[str, Any] = {c.field: getattr(p.settings, c.field) for c in p.changes}
+                                        name=None if taken else p.name)
+                changes: dict[str, Any] = {c.field: c.new for c in p.changes}
                 if p.description is not None:
                     changes["description"] = p.description
                 draft = lifecycle.edit(conn, p.domain, draft.id, draft.version, changes, actor=actor, reason=reason)
@@ -310,3 +327,8 @@ def apply(conn: psycopg.Connection, plans: list[ImportPlan], *, actor: str, reas
                                            reason=reason)
             done.append(draft)
     return done
+
+
+def _holds(draft: ConfigRow, p: ImportPlan) -> bool:
+    """Whether a draft already holds the settings the file asks for."""
+    return not draft.problems and draft.settings == p.settings

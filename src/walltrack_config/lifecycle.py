@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from .errors import (
     AmbiguousRow,
     ConcurrentChange,
+    ConfigBusy,
     DatabaseUnavailable,
     FieldError,
     InvalidTransition,
@@ -213,8 +214,20 @@ def _row(domain: str, record: dict[str, Any]) -> ConfigRow:
         return ConfigRow(domain=domain, settings=model.model_validate(record), **meta)
     except ValidationError as exc:
         # A row stored before a rule existed: shown as it is, never handed to a bot (see ConfigRow.readable).
-        return ConfigRow(domain=domain, settings=model.model_construct(**record), problems=tuple(_field_errors(exc)),
-                         **meta)
+        return ConfigRow(domain=domain, settings=_as_stored(model, record), problems=tuple(_field_errors(exc)), **meta)
+
+
+def _as_stored(model: type[Settings], record: dict[str, Any]) -> Settings:
+    """The settings as stored, each field typed where it can be (the drawdown tiers as tiers), raw where not."""
+    from pydantic import TypeAdapter
+
+    values = {}
+    for name, info in model.model_fields.items():
+        try:
+            values[name] = TypeAdapter(info.rebuild_annotation()).validate_python(record[name])
+        except ValidationError:
+            values[name] = record[name]
+    return model.model_construct(**values)
 
 
 # -- changing ------------------------------------------------------------------
@@ -254,7 +267,12 @@ def edit(conn: psycopg.Connection, domain: str, draft_id: UUID | str, version: i
     try:
         merged = model.model_validate(current.settings.model_dump() | settings)
     except ValidationError as exc:
-        raise InvalidValue(table, _field_errors(exc)) from None
+        errors = _field_errors(exc)
+        stored = {e.field for e in current.problems}
+        if current.problems and not stored & set(settings):
+            # The draft itself holds what the models refuse (a NaN from before V11): say which row and field.
+            raise UnreadableRow(table, current.id, current.name, list(current.problems)) from None
+        raise InvalidValue(table, errors) from None
     if "name" in changes:
         _check_name(domain, changes["name"])
     payload = merged.model_dump(mode="json", include=set(settings)) | {k: changes[k] for k in LABELS if k in changes}
@@ -288,6 +306,15 @@ def discard(conn: psycopg.Connection, domain: str, draft_id: UUID | str, *, acto
             reason: str | None = None) -> None:
     """Delete a draft (its last state stays in the audit log)."""
     _call(conn, domain, "discard_config", _uuid(domain, draft_id), actor, reason)
+
+
+def lock_writes(conn: psycopg.Connection) -> None:
+    """Take the configuration's write lock (V11) for the rest of the caller's transaction.
+
+    What a transaction reads after this stays as it is until it commits: no other change can slip in.
+    """
+    with _translated("trading"):
+        conn.execute("SELECT walltrack.lock_config_writes()")
 
 
 def _call(conn: psycopg.Connection, domain: str, function: str, *args: Any) -> Any:
@@ -341,6 +368,8 @@ def _translate(domain: str, exc: Exception) -> Exception:
         return InvalidTransition(table, message, hint)
     if state in ("WT002", "40001", "40P01"):
         return ConcurrentChange(table, message)
+    if state == "55P03":  # lock_timeout: another session's change held the write lock
+        return ConfigBusy(table)
     if state == "WT003":
         return NotFound(table, message=message)
     if state == "WT004":

@@ -27,7 +27,7 @@ from typing import Any
 from uuid import UUID
 
 from . import db, lifecycle
-from .errors import ConfigError, DatabaseError
+from .errors import ConfigError, DatabaseError, SchemaOutdated
 from .models import DOMAINS, MODELS, Settings, plain
 
 CHANNEL = "walltrack_config"
@@ -54,6 +54,7 @@ class LiveRow:
     activation: int = 0  # the activation sequence (V11): grows with every activation, in commit order
     actor: str | None = None
     reason: str | None = None
+    source: str = "database"  # or 'saved' (the file under WALLTRACK_HOME) or 'defaults'
 
     @property
     def key(self) -> tuple[UUID | None, int, int]:
@@ -64,12 +65,13 @@ class LiveRow:
 @dataclass(frozen=True)
 class Health:
     connected: bool
-    source: str  # 'database', 'saved' (the file under WALLTRACK_HOME) or 'defaults'
+    source: str  # 'database', 'saved' (the file under WALLTRACK_HOME), 'defaults', or 'mixed' (see sources)
     age: float  # seconds since the settings were last known to be current
     last_error: str | None  # the connection's, or a stored row the models refuse (kept on the last good one)
     versions: Mapping[str, int]
     ids: Mapping[str, UUID | None]  # each domain's live row
     activations: Mapping[str, int]  # each domain's activation sequence
+    sources: Mapping[str, str]  # where each domain's settings come from
 
 
 class LiveConfig:
@@ -130,10 +132,13 @@ class LiveConfig:
     def health(self) -> Health:
         age = 0.0 if self._connected else max(0.0, time.time() - self._synced)
         rows = self._rows
-        return Health(self._connected, self._source, age, self._error,
+        sources = {r.source for r in rows.values()}
+        return Health(self._connected, sources.pop() if len(sources) == 1 else "mixed" if sources else self._source,
+                      age, self._error,
                       MappingProxyType({d: r.version for d, r in rows.items()}),
                       MappingProxyType({d: r.id for d, r in rows.items()}),
-                      MappingProxyType({d: r.activation for d, r in rows.items()}))
+                      MappingProxyType({d: r.activation for d, r in rows.items()}),
+                      MappingProxyType({d: r.source for d, r in rows.items()}))
 
     # -- subscribing -----------------------------------------------------------------
 
@@ -197,6 +202,8 @@ class LiveConfig:
             self._source = "saved"
             log.warning("database unreachable (%s); running on the settings saved at %s", exc,
                         datetime.fromtimestamp(self._synced, timezone.utc).isoformat(timespec="seconds"))
+        elif isinstance(exc, SchemaOutdated):
+            raise exc  # what to do is migrate, not start on defaults
         elif self._allow_defaults:
             self._swap(self._defaults(self._domains), notify=False)
             self._source, self._synced = "defaults", time.time()
@@ -206,7 +213,7 @@ class LiveConfig:
                                         "to start on the built-in defaults)") from None
 
     def _defaults(self, domains: Iterable[str]) -> dict[str, LiveRow]:
-        return {d: LiveRow(d, None, 0, MODELS[d]()) for d in domains}
+        return {d: LiveRow(d, None, 0, MODELS[d](), source="defaults") for d in domains}
 
     def _open(self):
         """A connection that LISTENs, then every domain loaded through it: nothing committed in between is missed."""
@@ -238,8 +245,9 @@ class LiveConfig:
                         self._tell_connection(True, None)
                     while not self._stop.is_set():
                         # Back at the first notification; psycopg keeps the ones that come during _load for us.
-                        notes = listening.notifies(timeout=self._poll, stop_after=1)
-                        domains = {self._domain_of(n.payload) for n in notes} - {None}
+                        # Read them all first: the generator holds the connection's lock while it is open.
+                        notes = list(listening.notifies(timeout=self._poll, stop_after=1))
+                        domains = {d for d in map(self._domain_of, notes) if d is not None}
                         self._synced = time.time()
                         if domains:
                             self._load(listening, sorted(domains))
@@ -257,13 +265,16 @@ class LiveConfig:
             self._stop.wait(delay)
             delay = min(delay * 2, self._max_backoff)
 
-    def _domain_of(self, payload: str) -> str | None:
+    def _domain_of(self, note: Any) -> str | None:
+        """The domain a notification names; anything else (any role may NOTIFY this channel) is ignored."""
         try:
-            domain = json.loads(payload)["domain"]
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignored a malformed notification: %r", payload)
-            return None
-        return domain if domain in self._subscribers else None
+            domain = json.loads(note.payload)["domain"] if len(note.payload) < 1000 else None
+        except Exception:  # malformed, or nested deep enough to exhaust the parser
+            domain = None
+        if isinstance(domain, str) and domain in DOMAINS:
+            return domain if domain in self._subscribers else None  # another process's domains: not news here
+        log.warning("ignored a malformed notification: %.200r", note.payload)
+        return None
 
     def _tell_connection(self, connected: bool, error: str | None) -> None:
         for callback in list(self._on_connection):
@@ -317,12 +328,13 @@ class LiveConfig:
 
     def _swap(self, fresh: Mapping[str, LiveRow], *, notify: bool) -> None:
         old = self._rows
-        changed = {d: r for d, r in fresh.items() if d not in old or old[d].key != r.key}
+        # A row read again from the database after a start on saved settings is not news, but it is the source.
+        changed = {d: r for d, r in fresh.items() if d not in old or (old[d].key, old[d].source) != (r.key, r.source)}
         if not changed:
             return
         self._rows = MappingProxyType({**old, **changed})  # one reference: readers see all of it or none
         for domain, row in changed.items() if notify else ():
-            if domain not in old:
+            if domain not in old or old[domain].key == row.key:
                 continue
             for callback in list(self._subscribers[domain]):
                 try:
@@ -369,4 +381,4 @@ def _unsaved(domain: str, entry: dict[str, Any]) -> LiveRow:
     return LiveRow(domain, UUID(entry["id"]) if entry["id"] else None, entry["version"],
                    MODELS[domain].model_validate(entry["settings"]), entry.get("name") or "saved settings",
                    datetime.fromisoformat(when) if when else None, int(entry.get("activation") or 0),
-                   entry.get("actor"), entry.get("reason"))
+                   entry.get("actor"), entry.get("reason"), source="saved")

@@ -17,27 +17,30 @@ INT4 = (-(2**31), 2**31 - 1)
 
 
 def _rounder(precision: int, scale: int):
-    quantum, limit = Decimal(1).scaleb(-scale), Decimal(10) ** (precision - scale)
+    quantum = Decimal(1).scaleb(-scale)
 
     def fit(value: Any) -> Any:
         # PostgreSQL would round 12.345 into DECIMAL(5,2) silently; an operator's value is kept or refused.
         if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
             return value  # let pydantic reject it with its own message
+        text = str(value).strip()
+        if not text.isascii():  # Python reads '١٢' as 12; PostgreSQL refuses it, and so do we
+            raise PydanticCustomError("decimal_parsing", "{value} is not a number", {"value": text})
         try:
-            number = Decimal(str(value).strip())
+            number = Decimal(text)
         except InvalidOperation:
             return value
-        if not number.is_finite():
-            return number  # refused by allow_inf_nan=False, as the finite CHECKs of V11 refuse it
+        if not number.is_finite():  # V11's chk_<field>_finite says the same
+            raise PydanticCustomError("finite_number", "must be a finite number, not {value}", {"value": text})
         if -number.normalize().as_tuple().exponent > scale:
             raise PydanticCustomError("decimal_places", "{value} has more decimals than the {scale} it keeps",
-                                      {"value": str(value).strip(), "scale": scale})
-        number = number.quantize(quantum)
-        if abs(number) >= limit:
+                                      {"value": text, "scale": scale})
+        if number and number.adjusted() >= precision - scale:  # before quantize, which fails on 1e400
             raise PydanticCustomError("numeric_overflow", "needs at most {digits} digits before the point",
                                       {"digits": precision - scale})
-        return number
+        return number.quantize(quantum)  # exact: it has no more decimals than the scale
 
+    fit.precision, fit.scale = precision, scale  # type: ignore[attr-defined]  # the column's shape, for tests
     return fit
 
 
@@ -272,17 +275,26 @@ DOMAINS = tuple(MODELS)
 
 
 NAME_LENGTH = 100  # VARCHAR(100), the story's
-_CONTROL = frozenset(map(chr, [*range(0x20), *range(0x7F, 0xA0)]))
-_BLANK = frozenset(" \u00a0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(map(chr, range(0x2000, 0x200B))))
+def _chars(*ranges: tuple[int, int]) -> frozenset[str]:
+    return frozenset(chr(c) for low, high in ranges for c in range(low, high + 1))
+
+
+# Never in a name: control characters and the bidi overrides that make text read other than it is stored.
+# V11's chk_name_text holds the same sets, written as regular expression ranges.
+_FORBIDDEN = _chars((0x01, 0x1F), (0x7F, 0x9F), (0x061C, 0x061C), (0x200E, 0x200F), (0x202A, 0x202E),
+                    (0x2066, 0x2069), (0x00, 0x00))
+# Not a visible character: blanks and the invisible format characters.
+_INVISIBLE = _chars((0x20, 0x20), (0xA0, 0xA0), (0xAD, 0xAD), (0x1680, 0x1680), (0x180E, 0x180E), (0x2000, 0x200F),
+                    (0x2028, 0x202F), (0x205F, 0x2064), (0x3000, 0x3000), (0xFEFF, 0xFEFF))
 NAME_RULES = ("chk_name", "chk_name_text")  # V9's blank-name rule, V11's visible-and-printable one
-NAME_RULE = "a name needs a visible character and no control characters (tab, newline, ...)"
+NAME_RULE = "a name needs a visible character and no control or direction-override characters (tab, newline, ...)"
 
 
 def name_problem(name: object) -> str | None:
     """Why a row name is refused (V11's chk_name_text says the same), or None when it is fine."""
     if not isinstance(name, str):
         return "a name is text"
-    if any(ch in _CONTROL for ch in name) or all(ch in _BLANK for ch in name):
+    if any(ch in _FORBIDDEN for ch in name) or all(ch in _INVISIBLE for ch in name):
         return NAME_RULE
     if len(name) > NAME_LENGTH:
         return f"a name has at most {NAME_LENGTH} characters, not {len(name)}"

@@ -1,6 +1,8 @@
 """How the command line shows things: rich tables on a terminal, plain text when piped, JSON on request.
 
-Only the command line uses this module; it prints and nothing else.
+Only the command line uses this module; it prints and nothing else. Text for a person goes through
+`visible` first: names, descriptions, actors and reasons come from the database, and a terminal obeys
+the commands hidden in them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,19 @@ from decimal import Decimal
 from typing import Any
 
 from .models import plain
+
+# ESC starts a terminal command (clear the screen, set the window title, write the clipboard), U+009B is
+# a one-character CSI, DEL and the other C0/C1 controls move the cursor or vanish; the bidi overrides and
+# isolates make text read as something other than what it is. Archived rows predate every check on text.
+_UNSAFE = (*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+_ESCAPED = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}" for c in _UNSAFE} | {
+    0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+_ESCAPED_BUT_NEWLINES = {c: shown for c, shown in _ESCAPED.items() if c != 0x0A}
+
+
+def visible(text: str, *, keep_newlines: bool = False) -> str:
+    """Text with every control and bidi override character written out as an escape (ESC as \\x1b)."""
+    return text.translate(_ESCAPED_BUT_NEWLINES if keep_newlines else _ESCAPED)
 
 
 def _stream(stderr: bool):
@@ -34,7 +49,8 @@ def _pipe_closed() -> None:
 
 
 def emit_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(plain(document), indent=2, default=str) + "\n")
+    # ensure_ascii writes C1 controls and the bidi characters as \uXXXX too, not just the C0 controls.
+    sys.stdout.write(json.dumps(plain(document), indent=2, default=str, ensure_ascii=True) + "\n")
 
 
 def value(v: Any) -> str:
@@ -49,7 +65,7 @@ def value(v: Any) -> str:
         return json.dumps(plain(v), separators=(", ", ": "))
     if isinstance(v, datetime):
         return when(v)
-    return str(v)
+    return visible(str(v))
 
 
 def when(moment: datetime | None) -> str:
@@ -57,7 +73,9 @@ def when(moment: datetime | None) -> str:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, stderr: bool = False, title: str | None = None) -> None:
-    cells = [[c if isinstance(c, str) else value(c) for c in row] for row in rows]
+    # A newline inside a cell would break the row's alignment, and could fake a row of its own.
+    cells = [[visible(c if isinstance(c, str) else value(c)) for c in row] for row in rows]
+    title = visible(title) if title is not None else None
     if not _stream(stderr).isatty():
         # Plain, aligned, one line per row: what scripts and grep want.
         widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
@@ -67,15 +85,19 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, stderr: bool
         return
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
-    grid = Table(*headers, title=title, box=box.SIMPLE_HEAD, header_style="bold", title_justify="left")
+    # Text, not str: rich reads a str as markup, so a name like '[link=…]' would become a hyperlink and a
+    # stray '[/x]' would raise.
+    grid = Table(*headers, title=Text(title) if title is not None else None, box=box.SIMPLE_HEAD,
+                 header_style="bold", title_justify="left")
     for row in cells:
-        grid.add_row(*row)
+        grid.add_row(*map(Text, row))
     console(stderr).print(grid)
 
 
 def lines(*texts: str, stderr: bool = False) -> None:
-    _stream(stderr).write("".join(f"{t}\n" for t in texts))
+    _stream(stderr).write("".join(f"{visible(t, keep_newlines=True)}\n" for t in texts))
 
 
 def changes_table(changes, *, stderr: bool = False, old: str = "old", new: str = "new") -> None:
