@@ -20,7 +20,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from walltrack_config import migrations, runner
+from walltrack_config.migrate import plan as migrations, runner
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path(sys.executable).with_name("walltrack-config")

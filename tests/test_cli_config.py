@@ -12,7 +12,8 @@ import yaml
 
 from conftest import run_cli
 from test_cli import assert_one_line_error
-from walltrack_config import cli_args, cli_config, models
+from walltrack_config.cli import args as cli_args, config as cli_config
+from walltrack_config import models
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ from psycopg import sql
 
 from conftest import CLI, run_cli
 from test_cli import assert_one_line_error, history_rows
-from walltrack_config import db, migrations, runner
+from walltrack_config import db
+from walltrack_config.migrate import plan as migrations, runner
 from walltrack_config.errors import InvalidDatabaseUrl
 
 SHIPPED = [m.version for m in migrations.discover()]

@@ -6,7 +6,8 @@ import typer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from walltrack_config.cli import _value_options, app, hoist_global_options
+from walltrack_config.cli.app import app
+from walltrack_config.cli.main import _value_options, hoist_global_options
 
 # What the real command tree says takes a value, plus a two-value option to keep arity honest.
 VALUED = {"--reason": 1, "--name": 1, "--output": 1, "-o": 1, "--migrations-dir": 1, "--pair": 2}

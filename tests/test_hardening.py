@@ -21,7 +21,8 @@ from psycopg import sql
 
 from conftest import CLI, run_cli
 from test_cli import assert_one_line_error
-from walltrack_config import audit, migrations, runner, schema
+from walltrack_config import audit, schema
+from walltrack_config.migrate import plan as migrations, runner
 from walltrack_config import lifecycle as lc
 from walltrack_config.errors import (
     AmbiguousRow,

@@ -16,7 +16,8 @@ import yaml
 
 from conftest import run_cli
 from test_cli import assert_one_line_error
-from walltrack_config import cli_config, exchange, models
+from walltrack_config.cli import config as cli_config
+from walltrack_config import exchange, models
 from walltrack_config.errors import InvalidFile, InvalidImport, InvalidValue, RepeatedSetting
 
 DEEP = 20_000

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import CLI, catalog, run_cli
 from walltrack_config import lifecycle as lc
-from walltrack_config import migrations, runner
+from walltrack_config.migrate import plan as migrations, runner
 from walltrack_config.errors import UnknownDomain
 from walltrack_config.live import LiveConfig, LiveConfigUnavailable
 from walltrack_config.models import RiskConfig

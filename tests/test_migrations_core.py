@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from walltrack_config import migrations as core
+from walltrack_config.migrate import plan as core
 from walltrack_config.errors import (
     ChecksumMismatch,
     MalformedMigrations,
@@ -15,7 +15,7 @@ from walltrack_config.errors import (
     OutOfOrderMigrations,
     UnknownAppliedMigrations,
 )
-from walltrack_config.migrations import Applied, HistoryRow
+from walltrack_config.migrate.plan import Applied, HistoryRow
 
 HERE = Path("/m")
 

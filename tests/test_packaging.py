@@ -8,7 +8,7 @@ from pathlib import Path
 
 import walltrack_config
 from conftest import REPO
-from walltrack_config import migrations
+from walltrack_config.migrate import plan as migrations
 
 SQUAWK = Path(sys.executable).with_name("squawk")
 

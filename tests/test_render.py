@@ -18,7 +18,8 @@ import psycopg
 import pytest
 
 from conftest import CLI, run_cli
-from walltrack_config import migrations, render, runner
+from walltrack_config.migrate import plan as migrations, runner
+from walltrack_config.cli import render
 
 ESC_CLEAR = "\x1b[2Jboom"
 TITLE = "\x1b]0;pwned\x07"  # OSC: sets the window title, ended by BEL

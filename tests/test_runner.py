@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from walltrack_config import migrations, runner
+from walltrack_config.migrate import plan as migrations, runner
 from conftest import LATEST, catalog
 from walltrack_config.errors import (
     ChecksumMismatch,

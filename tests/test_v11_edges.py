@@ -19,7 +19,8 @@ from psycopg.conninfo import make_conninfo
 
 from conftest import CLI, catalog, run_cli
 from test_cli import assert_one_line_error
-from walltrack_config import audit, migrations, runner
+from walltrack_config import audit
+from walltrack_config.migrate import plan as migrations, runner
 from walltrack_config import lifecycle as lc
 from walltrack_config.errors import ConfigBusy, InvalidValue
 from walltrack_config.live import LiveConfig

@@ -9,7 +9,8 @@ import time
 import psycopg
 import pytest
 
-from walltrack_config import audit, exchange, migrations, runner
+from walltrack_config import audit, exchange
+from walltrack_config.migrate import plan as migrations, runner
 from walltrack_config import lifecycle as lc
 from walltrack_config.errors import ConcurrentChange
 from walltrack_config.models import DOMAINS

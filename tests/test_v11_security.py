@@ -17,7 +17,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 from conftest import Server, catalog
-from walltrack_config import migrations, runner
+from walltrack_config.migrate import plan as migrations, runner
 from walltrack_config.models import DOMAINS
 
 TABLES = [f"walltrack.{d}_config" for d in DOMAINS]

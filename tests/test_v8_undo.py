@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from conftest import catalog
-from walltrack_config import migrations
+from walltrack_config.migrate import plan as migrations
 
 SHIPPED = {m.version: m for m in migrations.discover()}
 V8, U8 = SHIPPED[8].apply, SHIPPED[8].undo

@@ -6,7 +6,7 @@ import psycopg
 import pytest
 
 from conftest import catalog
-from walltrack_config import migrations
+from walltrack_config.migrate import plan as migrations
 
 TABLES = ["trading_config", "scoring_config", "discovery_config", "cluster_config", "risk_config",
           "exit_config", "api_config"]

@@ -38,6 +38,10 @@ class DatabaseUnavailable(DatabaseError):
         super().__init__(f"cannot connect to {target}: {reason}")
 
 
+class LiveConfigUnavailable(DatabaseError):
+    """No database at start, no saved settings, and the defaults were not asked for."""
+
+
 class EmbeddedServerError(DatabaseError):
     def __init__(self, pgdata: Path, reason: str):
         self.pgdata, self.reason = pgdata, reason

@@ -26,19 +26,15 @@ from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
-from . import db, lifecycle
-from .errors import ConfigError, DatabaseError, SchemaOutdated
-from .models import DOMAINS, MODELS, Settings, plain
+from .. import db, lifecycle
+from ..errors import ConfigError, DatabaseError, LiveConfigUnavailable, SchemaOutdated
+from ..models import DOMAINS, MODELS, Settings, plain
 
 CHANNEL = "walltrack_config"
 log = logging.getLogger("walltrack_config.live")
 
 Callback = Callable[["LiveRow", "LiveRow"], Any]
 ConnectionCallback = Callable[[bool, "str | None"], Any]
-
-
-class LiveConfigUnavailable(DatabaseError):
-    """No database at start, no saved settings, and the defaults were not asked for."""
 
 
 @dataclass(frozen=True)
@@ -217,7 +213,7 @@ class LiveConfig:
 
     def _open(self):
         """A connection that LISTENs, then every domain loaded through it: nothing committed in between is missed."""
-        from . import schema
+        from .. import schema
 
         conn = db.connect(self._url, application_name="walltrack-live")
         try:

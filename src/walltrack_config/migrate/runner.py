@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from . import migrations as core
-from .errors import MigrationFailed, MigrationLockTimeout
-from .migrations import Applied, HistoryRow, Loss, Migration, Relation, Script, StatusRow, UndoPreview
+from . import plan as core
+from ..errors import MigrationFailed, MigrationLockTimeout
+from .plan import Applied, HistoryRow, Loss, Migration, Relation, Script, StatusRow, UndoPreview
 
 if TYPE_CHECKING:
     import psycopg

@@ -14,7 +14,7 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
-from .errors import (
+from ..errors import (
     ChecksumMismatch,
     MalformedMigrations,
     MigrationFailed,
@@ -135,10 +135,10 @@ def checksum(sql: str) -> str:
 
 def default_directory() -> Path:
     """The migrations shipped in the package, or the checkout's in a source tree."""
-    shipped = Path(str(resources.files("walltrack_config") / "migrations"))
+    shipped = Path(str(resources.files("walltrack_config.migrate") / "sql"))
     if shipped.is_dir():
         return shipped
-    return Path(__file__).resolve().parents[2] / "migrations"
+    return Path(__file__).resolve().parents[3] / "migrations"
 
 
 def parse(directory: Path, texts: Mapping[str, str]) -> list[Migration]:

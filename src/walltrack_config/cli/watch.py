@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .cli import Options, app
-from .cli_args import Domain
+from .app import Options, app
+from .args import Domain
 
 
 @app.command()
@@ -20,10 +20,11 @@ def watch(
     domains: Annotated[Optional[list[Domain]], typer.Argument(metavar="[DOMAIN]...", help="Domains to watch (default: all).")] = None,
 ) -> None:
     """Print each change as it goes live (with --json: one object per line); Ctrl-C stops."""
-    from . import db, render
-    from .diff import diff
-    from .live import LiveConfig
-    from .models import plain
+    from .. import db
+    from . import render
+    from ..diff import diff
+    from ..live import LiveConfig
+    from ..models import plain
 
     opts: Options = ctx.obj
     chosen = [d.value for d in domains] if domains else [d.value for d in Domain]

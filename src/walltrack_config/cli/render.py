@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from .models import plain
+from ..models import plain
 
 # ESC starts a terminal command (clear the screen, set the window title, write the clipboard), U+009B is
 # a one-character CSI, DEL and the other C0/C1 controls move the cursor or vanish; the bidi overrides and

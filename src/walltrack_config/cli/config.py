@@ -13,9 +13,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .cli import Options, _connect, app
-from .cli_args import Domain, DomainArg, DraftOpt, Format, ReasonOpt, Status, YesOpt
-from .errors import FieldError, InvalidValue, NothingToDo
+from .app import Options, app, connect_migrated
+from .prompt import confirm
+from .args import Domain, DomainArg, DraftOpt, Format, ReasonOpt, Status, YesOpt
+from ..errors import FieldError, InvalidValue, NothingToDo
 
 def parse_assignments(assignments: list[str], model: type) -> dict[str, Any]:
     """KEY=VALUE pairs, each value read by its column's type: JSON for the drawdown tiers, null for none.
@@ -26,8 +27,8 @@ def parse_assignments(assignments: list[str], model: type) -> dict[str, Any]:
     """
     from functools import partial
 
-    from .errors import RepeatedSetting
-    from .exchange import MAX_DEPTH, MAX_VALUE_BYTES, json_depth
+    from ..errors import RepeatedSetting
+    from ..exchange import MAX_DEPTH, MAX_VALUE_BYTES, json_depth
     from .render import visible
 
     def each_key_once(pairs: list[tuple[str, Any]], field: str) -> dict[str, Any]:
@@ -72,9 +73,6 @@ def parse_assignments(assignments: list[str], model: type) -> dict[str, Any]:
     return changes
 
 
-from .cli_prompt import confirm as _confirm  # noqa: E402  (shared with `db undo`)
-
-
 @app.command()
 def show(
     ctx: typer.Context,
@@ -84,8 +82,9 @@ def show(
     status: Annotated[Optional[Status], typer.Option(help="The newest row of this status.")] = None,
 ) -> None:
     """Every setting of a row (the active one by default) with its value, unit and meaning."""
-    from . import lifecycle, render
-    from .models import DOMAINS, meaning_and_unit
+    from .. import lifecycle
+    from . import render
+    from ..models import DOMAINS, meaning_and_unit
 
     opts: Options = ctx.obj
     if id and status:
@@ -116,7 +115,8 @@ def show(
 @app.command("list")
 def list_rows(ctx: typer.Context, domain: DomainArg) -> None:
     """Every row of a domain, newest first."""
-    from . import lifecycle, render
+    from .. import lifecycle
+    from . import render
 
     opts: Options = ctx.obj
     with connect_migrated(opts) as conn:
@@ -137,7 +137,8 @@ def draft(
     reason: ReasonOpt = None,
 ) -> None:
     """Clone a row into a new draft."""
-    from . import lifecycle, render
+    from .. import lifecycle
+    from . import render
 
     opts: Options = ctx.obj
     with connect_migrated(opts) as conn:
@@ -157,8 +158,9 @@ def set_values(
     reason: ReasonOpt = None,
 ) -> None:
     """Change settings (or name, description) of a draft."""
-    from . import lifecycle, render
-    from .diff import diff_rows
+    from .. import lifecycle
+    from . import render
+    from ..diff import diff_rows
 
     opts: Options = ctx.obj
     changes = parse_assignments(assignments, lifecycle.model_of(domain.value))
@@ -181,8 +183,9 @@ def diff_command(
     b: Annotated[Optional[str], typer.Argument(help="The same (default: the draft).")] = None,
 ) -> None:
     """Field by field, old to new; by default the draft against the active row."""
-    from . import lifecycle, render
-    from .diff import diff_rows
+    from .. import lifecycle
+    from . import render
+    from ..diff import diff_rows
 
     opts: Options = ctx.obj
     with connect_migrated(opts) as conn:
@@ -200,7 +203,7 @@ def diff_command(
 def activate(ctx: typer.Context, domain: DomainArg, draft_id: DraftOpt = None, reason: ReasonOpt = None,
              yes: YesOpt = False) -> None:
     """Make a draft live; shows the changes and asks first, unless --yes. What goes live is what was shown."""
-    from . import lifecycle
+    from .. import lifecycle
 
     opts: Options = ctx.obj
     with connect_migrated(opts) as conn:
@@ -214,7 +217,7 @@ def activate(ctx: typer.Context, domain: DomainArg, draft_id: DraftOpt = None, r
 @app.command()
 def rollback(ctx: typer.Context, domain: DomainArg, reason: ReasonOpt = None, yes: YesOpt = False) -> None:
     """Make the previous active settings live again; shows the changes and asks first, unless --yes."""
-    from . import lifecycle
+    from .. import lifecycle
 
     opts: Options = ctx.obj
     with connect_migrated(opts) as conn:
@@ -229,7 +232,8 @@ def discard(ctx: typer.Context, domain: DomainArg,
             row: Annotated[str, typer.Argument(metavar="DRAFT", help="The draft: id, id prefix (6+) or name.")],
             reason: ReasonOpt = None) -> None:
     """Delete a draft (its last state stays in the history)."""
-    from . import lifecycle, render
+    from .. import lifecycle
+    from . import render
 
     opts: Options = ctx.obj
     with connect_migrated(opts) as conn:
@@ -249,7 +253,8 @@ def restore(
     reason: ReasonOpt = None,
 ) -> None:
     """Bring an archived row back as a new draft, to edit and activate."""
-    from . import lifecycle, render
+    from .. import lifecycle
+    from . import render
 
     opts: Options = ctx.obj
     with connect_migrated(opts) as conn:
@@ -262,13 +267,13 @@ def restore(
 
 def _go_live(opts: Options, domain: str, current, upcoming, yes: bool, verb: str) -> None:
     from . import render
-    from .diff import diff_rows
+    from ..diff import diff_rows
 
     _warn_unreadable((current, upcoming))
     render.lines(f"{domain}: '{current.name}' (live) -> '{upcoming.name}' ({upcoming.status}, v{upcoming.version})",
                  stderr=opts.json)
     render.changes_table(diff_rows(current, upcoming), stderr=opts.json, old="live now", new="after")
-    if not yes and not _confirm(f"{verb} '{upcoming.name}' for {domain}?"):
+    if not yes and not confirm(f"{verb} '{upcoming.name}' for {domain}?"):
         raise NothingToDo(f"not done: {domain} stays on '{current.name}'")
 
 
@@ -280,25 +285,10 @@ def _report_live(opts: Options, domain: str, row, verb: str) -> None:
     render.lines(f"{verb} '{row.name}' ({row.id}): it is now the live {domain} config")
 
 
-def connect_migrated(opts: Options):
-    """A connection to a database migrated far enough for these commands (else: what to run)."""
-    from . import schema
-
-    conn = _connect(opts)
-    try:
-        schema.require(conn)
-        # A change waits for another one to commit, but not forever: an operator under pressure is told.
-        conn.execute("SET lock_timeout = '10s'")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
 def _warn_unreadable(rows) -> None:
     """One line per stored row the models refuse: shown as it is, never used silently."""
     from . import render
-    from .errors import UnreadableRow
+    from ..errors import UnreadableRow
 
     seen = set()
     for row in rows:
@@ -316,7 +306,8 @@ def history(
     since: Annotated[Optional[datetime], typer.Option(help="Only entries from this date or time on.")] = None,
 ) -> None:
     """A timeline of changes, newest first: when, who, what, each changed field old -> new, and why."""
-    from . import audit, render
+    from .. import audit
+    from . import render
 
     opts: Options = ctx.obj
     if since is not None and since.tzinfo is None:
@@ -347,7 +338,8 @@ def export(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
 ) -> None:
     """The active settings as a file a person can review in git."""
-    from . import exchange, render
+    from .. import exchange
+    from . import render
 
     opts: Options = ctx.obj
     with connect_migrated(opts) as conn:
@@ -369,7 +361,8 @@ def import_file(
     yes: YesOpt = False,
 ) -> None:
     """Drafts for the domains whose values differ from the file; all checked before any is written."""
-    from . import exchange, lifecycle, render
+    from .. import exchange, lifecycle
+    from . import render
 
     opts: Options = ctx.obj
     document = exchange.loads(exchange.read_file(file), str(file))
@@ -384,7 +377,7 @@ def import_file(
     with connect_migrated(opts) as conn:
         if activate_ and not yes:
             plans = preview(conn)
-            if not _confirm(f"import and activate {len(plans)} domain(s)?"):
+            if not confirm(f"import and activate {len(plans)} domain(s)?"):
                 raise NothingToDo("not done: nothing was imported")
             # apply refuses if a live row changed since the preview: what goes live is what was shown.
             done = exchange.apply(conn, plans, actor=opts.actor, reason=reason, activate=True)

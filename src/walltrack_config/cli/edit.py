@@ -13,9 +13,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .cli import Options, app
-from .cli_args import DomainArg, DraftOpt, ReasonOpt
-from .errors import ConfigError, InvalidFile, InvalidValue, NothingToDo
+from .app import Options, app
+from .args import DomainArg, DraftOpt, ReasonOpt
+from ..errors import ConfigError, InvalidFile, InvalidValue, NothingToDo
 
 _HEADER = re.compile(r"^# (\w+) draft ([0-9a-f-]{36}), version (\d+)\.")
 _ERROR_LINES = ("# ERROR:", "# Fix it and save again.", "# NOTE:")
@@ -31,9 +31,10 @@ def edit(
                                                   dir_okay=False)] = None,
 ) -> None:
     """Open a draft in $EDITOR as YAML; it is checked on save and reopened with the error when invalid."""
-    from . import audit, exchange, lifecycle, render
-    from .cli_config import connect_migrated  # here: cli_config and this module both load from cli's import
-    from .models import plain
+    from .. import audit, exchange, lifecycle
+    from . import render
+    from .app import connect_migrated
+    from ..models import plain
 
     opts: Options = ctx.obj
     with connect_migrated(opts) as conn:
@@ -79,8 +80,8 @@ def edit(
 
 
 def _template(domain: str, row: Any, notes: dict[str, str], values: dict[str, Any]) -> str:
-    from . import exchange
-    from .models import meaning_and_unit
+    from .. import exchange
+    from ..models import meaning_and_unit
 
     lines = [f"# {domain} draft {row.id}, version {row.version}. Save to apply; quit without saving to abandon."]
     for key, value in values.items():
@@ -133,7 +134,7 @@ def _run_editor(text: str) -> str | None:
     import subprocess
     import tempfile
 
-    from .errors import UsageError
+    from ..errors import UsageError
 
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, encoding="utf-8") as handle:
@@ -147,7 +148,7 @@ def _run_editor(text: str) -> str | None:
             raise UsageError(f"cannot start the editor {editor!r}: {exc.strerror}; set $EDITOR") from None
         if done.returncode != 0:
             raise NothingToDo(f"edit abandoned: {editor} exited with status {done.returncode}")
-        from . import exchange
+        from .. import exchange
 
         after = exchange.read_text(path.read_bytes(), "the edited draft")
         return after if after != text or path.stat().st_mtime_ns != before else None

@@ -1,0 +1,126 @@
+"""The command line's shared context: the typer app and its groups, the global options, connections.
+
+Command modules register on `app`, `db_app` and `embedded_app` and import from here; nothing here
+imports them (cli.main does, to register them). Heavy imports (psycopg, rich, pglast) happen inside
+commands so --help stays instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    import psycopg
+
+PROG = "walltrack-config"
+
+
+class OutputClosed(Exception):
+    """stdout's reader went away (`| head -1`): the command ends quietly, as other Unix tools do."""
+
+
+class _Group(TyperGroup):
+    """The root command. click would turn EPIPE into a silent exit 1; here it becomes OutputClosed for `main`.
+
+    make_context covers what the root prints itself (--help, --version); invoke covers every command.
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any):
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            raise OutputClosed() from None
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise OutputClosed() from None
+
+
+app = typer.Typer(
+    name=PROG,
+    cls=_Group,
+    help="WallTrack's configuration backbone: versioned, audited settings in PostgreSQL.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+db_app = typer.Typer(help="Apply, undo and inspect the schema migrations.", no_args_is_help=True)
+embedded_app = typer.Typer(help="The embedded PostgreSQL used when no database URL is given.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(embedded_app, name="embedded")
+
+
+@dataclass
+class Options:
+    database_url: str | None
+    actor: str
+    json: bool
+    migrations_dir: Path | None = None
+    lock_timeout: float | None = None  # seconds to wait for another runner's lock; None: as long as it takes
+
+
+def _default_actor() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "unknown"
+
+
+def _version(wanted: bool) -> None:
+    if not wanted:
+        return
+    from importlib import metadata
+
+    try:
+        number = metadata.version(PROG)
+    except metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        from .. import __version__ as number
+    typer.echo(f"{PROG} {number}")
+    raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    database_url: Annotated[
+        Optional[str],
+        typer.Option(help="PostgreSQL URL; default $WALLTRACK_DATABASE_URL, else the embedded server."),
+    ] = None,
+    actor: Annotated[Optional[str], typer.Option(help="Who is acting, for the records; default your login.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    ctx.obj = Options(database_url, actor or _default_actor(), json_output)
+
+
+def connect(opts: Options) -> psycopg.Connection[Any]:
+    """A connection to the database the options name (or the embedded one)."""
+    from .. import db
+
+    return db.connect(db.resolve_url(opts.database_url))
+
+
+def connect_migrated(opts: Options) -> psycopg.Connection[Any]:
+    """A connection to a database migrated far enough for these commands (else: what to run)."""
+    from .. import schema
+
+    conn = connect(opts)
+    try:
+        schema.require(conn)
+        # A change waits for another one to commit, but not forever: an operator under pressure is told.
+        conn.execute("SET lock_timeout = '10s'")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
