@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import p99  # noqa: E402
+from _common import p99
 
 CLI = str(Path(sys.executable).with_name("walltrack-config"))
 

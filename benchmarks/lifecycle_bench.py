@@ -21,11 +21,11 @@ import psycopg
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import p99, temporary_server, timed  # noqa: E402
-
-from walltrack_config import lifecycle as lc  # noqa: E402
-from walltrack_config import migrations, runner  # noqa: E402
-from walltrack_config.models import DOMAINS, MODELS  # noqa: E402
+from _common import p99, temporary_server, timed
+from walltrack_config import lifecycle as lc
+from walltrack_config.migrate import plan as migrations
+from walltrack_config.migrate import runner
+from walltrack_config.models import DOMAINS, MODELS
 
 
 def sample(fn, runs: int) -> list[float]:
@@ -36,34 +36,33 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args()
-    with temporary_server() as (_, url, _tmp):
-        with psycopg.connect(url, autocommit=True) as conn:
-            runner.migrate(conn, migrations.discover(), "bench")
-            drafts = iter([lc.clone(conn, "risk", actor="bench").id for _ in range(2 * args.runs + 20)])
+    with temporary_server() as (_, url, _tmp), psycopg.connect(url, autocommit=True) as conn:
+        runner.migrate(conn, migrations.discover(), "bench")
+        drafts = iter([lc.clone(conn, "risk", actor="bench").id for _ in range(2 * args.runs + 20)])
 
-            def api_activate() -> None:
-                lc.activate(conn, "risk", next(drafts), expected_version=1, actor="bench", reason="benchmark")
+        def api_activate() -> None:
+            lc.activate(conn, "risk", next(drafts), expected_version=1, actor="bench", reason="benchmark")
 
-            def sql_activate() -> None:
-                conn.execute("SELECT walltrack.activate_config('risk', %s, 1, 'bench', 'benchmark')", [next(drafts)])
+        def sql_activate() -> None:
+            conn.execute("SELECT walltrack.activate_config('risk', %s, 1, 'bench', 'benchmark')", [next(drafts)])
 
-            queries = [sql.SQL("SELECT * FROM walltrack.{} WHERE status = 'active'").format(
-                sql.Identifier(MODELS[d].table)) for d in DOMAINS]
+        queries = [sql.SQL("SELECT * FROM walltrack.{} WHERE status = 'active'").format(
+            sql.Identifier(MODELS[d].table)) for d in DOMAINS]
 
-            def api_read() -> None:
-                for domain in DOMAINS:
-                    lc.active(conn, domain)
+        def api_read() -> None:
+            for domain in DOMAINS:
+                lc.active(conn, domain)
 
-            def sql_read() -> None:
-                for query in queries:
-                    conn.execute(query).fetchone()
+        def sql_read() -> None:
+            for query in queries:
+                conn.execute(query).fetchone()
 
-            for fn in (api_activate, sql_activate):
-                sample(fn, 10)  # warm-up
-            results = {}
-            for name, fn in (("activate (api)", api_activate), ("activate (sql)", sql_activate),
-                             ("read 7 (api)", api_read), ("read 7 (sql)", sql_read)):
-                results[name] = sample(fn, args.runs)
+        for fn in (api_activate, sql_activate):
+            sample(fn, 10)  # warm-up
+        results = {}
+        for name, fn in (("activate (api)", api_activate), ("activate (sql)", sql_activate),
+                         ("read 7 (api)", api_read), ("read 7 (sql)", sql_read)):
+            results[name] = sample(fn, args.runs)
 
     print(f"lifecycle on embedded PostgreSQL, {args.runs} runs each")
     print(f"{'what':<16}{'median ms':>11}{'p99 ms':>9}{'vs sql':>9}")

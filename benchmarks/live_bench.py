@@ -20,11 +20,11 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import p99, temporary_server  # noqa: E402
-
-from walltrack_config import lifecycle as lc  # noqa: E402
-from walltrack_config import migrations, runner  # noqa: E402
-from walltrack_config.live import LiveConfig  # noqa: E402
+from _common import p99, temporary_server
+from walltrack_config import lifecycle as lc
+from walltrack_config.live import LiveConfig
+from walltrack_config.migrate import plan as migrations
+from walltrack_config.migrate import runner
 
 # A listening process: prints 'ready', then the wall-clock time of each callback.
 CHILD = """
@@ -74,10 +74,12 @@ def propagation(url: str, listeners: int, rounds: int, state: str) -> list[float
 def reads(url: str, tmp: str) -> tuple[float, float]:
     with LiveConfig(url, state_dir=Path(tmp)) as live, psycopg.connect(url, autocommit=True) as conn:
         n = 1_000_000
+        value = 0
         started = time.perf_counter()
         for _ in range(n):
-            live.risk.max_order_attempts
+            value = live.risk.max_order_attempts
         per_live = (time.perf_counter() - started) / n
+        assert value == live.risk.max_order_attempts
         m = 2_000
         started = time.perf_counter()
         for _ in range(m):
@@ -127,11 +129,12 @@ def main() -> None:
         print(f"{'listeners':>10}{'samples':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
         for n in (int(x) for x in args.listeners.split(",")):
             lat = propagation(url, n, args.rounds, tmp)
-            print(f"{n:>10}{len(lat):>9}{statistics.median(lat) * 1000:>9.2f}{p99(lat) * 1000:>9.2f}{max(lat) * 1000:>9.2f}")
+            print(f"{n:>10}{len(lat):>9}{statistics.median(lat) * 1000:>9.2f}{p99(lat) * 1000:>9.2f}"
+                  f"{max(lat) * 1000:>9.2f}")
 
         per_live, per_select = reads(url, tmp)
-        print(f"read one setting: LiveConfig {per_live * 1e9:.0f} ns, SELECT of the active row {per_select * 1e6:.1f} µs"
-              f" ({per_select / per_live:.0f}x)")
+        print(f"read one setting: LiveConfig {per_live * 1e9:.0f} ns, "
+              f"SELECT of the active row {per_select * 1e6:.1f} µs ({per_select / per_live:.0f}x)")
         rec = recovery(pg, url, tmp, args.recoveries)
         print(f"recovery after a restart, {len(rec)} runs: median {statistics.median(rec) * 1000:.0f} ms,"
               f" max {max(rec) * 1000:.0f} ms")

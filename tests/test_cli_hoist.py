@@ -21,9 +21,22 @@ def test_global_options_after_the_command_move_before_it_in_order():
     assert hoist("show", "risk", "--json") == ["--json", "show", "risk"]
     assert hoist("db", "status", "--json", "--database-url", "u") == ["--json", "--database-url", "u", "db", "status"]
     assert hoist("--actor", "a", "set", "risk", "x=1", "--actor=b", "--reason", "r") == [
-        "--actor", "a", "--actor=b", "set", "risk", "x=1", "--reason", "r"]
+        "--actor",
+        "a",
+        "--actor=b",
+        "set",
+        "risk",
+        "x=1",
+        "--reason",
+        "r",
+    ]
     assert hoist("db", "--migrations-dir", "m", "migrate", "--database-url=postgresql://h/d") == [
-        "--database-url=postgresql://h/d", "db", "--migrations-dir", "m", "migrate"]
+        "--database-url=postgresql://h/d",
+        "db",
+        "--migrations-dir",
+        "m",
+        "migrate",
+    ]
 
 
 def test_values_of_other_options_arguments_and_what_follows_double_dash_stay():
@@ -32,7 +45,12 @@ def test_values_of_other_options_arguments_and_what_follows_double_dash_stay():
     assert hoist("export", "-yo", "--json") == ["export", "-yo", "--json"]  # -o, last of a cluster, takes the next
     assert hoist("export", "-o--json") == ["export", "-o--json"]
     assert hoist("x", "--pair", "--json", "--actor", "--json") == ["--json", "x", "--pair", "--json", "--actor"]
-    assert hoist("set", "risk", "name=--json", "description=--actor") == ["set", "risk", "name=--json", "description=--actor"]
+    assert hoist("set", "risk", "name=--json", "description=--actor") == [
+        "set",
+        "risk",
+        "name=--json",
+        "description=--actor",
+    ]
     assert hoist("set", "risk", "--", "--json") == ["set", "risk", "--", "--json"]
     assert hoist("show", "risk", "--reason=--json") == ["show", "risk", "--reason=--json"]
 
@@ -54,7 +72,8 @@ def test_the_command_tree_names_its_valued_options():
 
 # A generated command line: (tokens, is it a global option?) items around a command word, then maybe `--`.
 TEXT = st.text(alphabet=st.sampled_from(list("ab=-- jo")), max_size=8) | st.sampled_from(
-    ["--json", "--actor", "--database-url", "--", "-", "-y", "--reason", "--actor=x", ""])
+    ["--json", "--actor", "--database-url", "--", "-", "-y", "--reason", "--actor=x", ""]
+)
 WORD = TEXT.filter(lambda t: not t.startswith("-"))
 GLOBAL = st.one_of(
     st.just(["--json"]),

@@ -22,7 +22,6 @@ from psycopg import sql
 from conftest import CLI, run_cli
 from test_cli import assert_one_line_error
 from walltrack_config import audit, schema
-from walltrack_config.migrate import plan as migrations, runner
 from walltrack_config import lifecycle as lc
 from walltrack_config.errors import (
     AmbiguousRow,
@@ -30,9 +29,10 @@ from walltrack_config.errors import (
     InvalidValue,
     NotFound,
     SchemaOutdated,
-    UnreadableRow,
 )
 from walltrack_config.live import LiveConfig, LiveConfigUnavailable
+from walltrack_config.migrate import plan as migrations
+from walltrack_config.migrate import runner
 from walltrack_config.models import MODELS, NAME_RULE, name_problem
 
 NUMERIC = [(m.table, f) for m in MODELS.values() for f, i in m.model_fields.items() if i.annotation is Decimal]
@@ -52,13 +52,19 @@ def cli(url: str, *args: str, **kw):
 def test_no_numeric_setting_accepts_nan_from_plain_sql(conn):
     for table, field in NUMERIC:
         with pytest.raises(psycopg.errors.CheckViolation) as err, conn.transaction():
-            conn.execute(sql.SQL("INSERT INTO walltrack.{} (name, status, {}) VALUES ('nan', 'draft', 'NaN')").format(
-                sql.Identifier(table), sql.Identifier(field)))
+            conn.execute(
+                sql.SQL("INSERT INTO walltrack.{} (name, status, {}) VALUES ('nan', 'draft', 'NaN')").format(
+                    sql.Identifier(table), sql.Identifier(field)
+                )
+            )
         # An upper bound or a sum already refuses NaN (it sorts above every number); the rest: V11's finite rule.
         model = next(m for m in MODELS.values() if m.table == table)
         assert field in model.fields_of(err.value.diag.constraint_name), (table, field)
     with pytest.raises(psycopg.errors.NumericValueOutOfRange), conn.transaction():
-        conn.execute("INSERT INTO walltrack.risk_config (name, status, retry_delay_multiplier) VALUES ('inf', 'draft', 'Infinity')")
+        conn.execute(
+            "INSERT INTO walltrack.risk_config (name, status, retry_delay_multiplier)"
+            " VALUES ('inf', 'draft', 'Infinity')"
+        )
 
 
 def test_the_write_path_refuses_nan_and_infinity_naming_the_field(conn):
@@ -70,8 +76,10 @@ def test_the_write_path_refuses_nan_and_infinity_naming_the_field(conn):
         assert err.value.fields == ["retry_delay_multiplier"]
         # and the SQL function alone, as psql calls it
         with pytest.raises(psycopg.Error) as raw, conn.transaction():
-            conn.execute("SELECT walltrack.edit_config('risk', %s, 1, jsonb_build_object('retry_delay_multiplier', %s::text))",
-                          [draft.id, value])
+            conn.execute(
+                "SELECT walltrack.edit_config('risk', %s, 1, jsonb_build_object('retry_delay_multiplier', %s::text))",
+                [draft.id, value],
+            )
         assert "retry_delay_multiplier" in (raw.value.diag.constraint_name or raw.value.diag.message_primary)
     assert audit_count(conn) == before and lc.get(conn, "risk", draft.id) == draft
 
@@ -167,14 +175,20 @@ def test_activation_needs_the_reviewed_version(conn):
 def test_an_edit_made_during_the_question_is_not_activated(migrated_db):
     with psycopg.connect(migrated_db, autocommit=True) as conn:
         draft = lc.clone(conn, "risk", actor="ann")
-        asking = subprocess.Popen([str(CLI), "--database-url", migrated_db, "activate", "risk"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        asking = subprocess.Popen(
+            [str(CLI), "--database-url", migrated_db, "activate", "risk"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         seen = b""
         while b"[y/N]" not in seen:  # the question is on screen: the operator reads the diff
             assert select.select([asking.stderr], [], [], 30)[0], seen
-            seen += os.read(asking.stderr.fileno(), 4096)
+            chunk = os.read(asking.stderr.fileno(), 4096)
+            assert chunk, seen  # the command ended before asking
+            seen += chunk
         lc.edit(conn, "risk", draft.id, draft.version, {"max_drawdown_pct": 99}, actor="mallory")
-        out, err = asking.communicate(b"y\n", timeout=30)
+        _, err = asking.communicate(b"y\n", timeout=30)
         assert asking.returncode == 1 and "draft changed since you reviewed it (v1 → v2); review again" in err.decode()
         assert lc.get(conn, "risk", draft.id).status == "draft"
 
@@ -189,7 +203,9 @@ def test_blank_or_control_names_are_refused_alike(conn, name):
         lc.clone(conn, "risk", actor="ann", name=name)
     draft = lc.clone(conn, "risk", actor="ann")
     with pytest.raises(psycopg.errors.CheckViolation, match="chk_name"), conn.transaction():
-        conn.execute("SELECT walltrack.edit_config('risk', %s, 1, jsonb_build_object('name', %s::text))", [draft.id, name])
+        conn.execute(
+            "SELECT walltrack.edit_config('risk', %s, 1, jsonb_build_object('name', %s::text))", [draft.id, name]
+        )
     assert lc.get(conn, "risk", draft.id).name == draft.name
     with pytest.raises(psycopg.errors.CheckViolation, match="chk_name"), conn.transaction():
         conn.execute("INSERT INTO walltrack.risk_config (name, status) VALUES (%s, 'draft')", [name])
@@ -205,8 +221,14 @@ def test_translated_name_errors_match_the_model(conn):
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(name=st.text(alphabet=st.sampled_from(list(" \t\n\x1f\x7f\x85\xa0\xad\u2003\u3000\u200b\u200e\u202e\u2066\ufeff"
-                                                  "ab\u00e9\u4e2d")), max_size=6))
+@given(
+    name=st.text(
+        alphabet=st.sampled_from(
+            list(" \t\n\x1f\x7f\x85\xa0\xad\u2003\u3000\u200b\u200e\u202e\u2066\ufeffab\u00e9\u4e2d")
+        ),
+        max_size=6,
+    )
+)
 def test_the_name_rule_is_the_same_in_python_and_postgresql(conn, name):
     try:
         with conn.transaction(force_rollback=True):
@@ -229,7 +251,9 @@ def test_commands_name_the_migration_they_need(db_at, empty_db, version):
             schema.require(conn)
     at = "not migrated" if version == 0 else f"at V{version}"
     for args in (("show", "risk"), ("draft", "risk"), ("history", "risk")):
-        assert_one_line_error(cli(url, *args), 2, f"database is {at}; this command needs V11: run `walltrack-config db migrate`")
+        assert_one_line_error(
+            cli(url, *args), 2, f"database is {at}; this command needs V11: run `walltrack-config db migrate`"
+        )
 
 
 def test_the_migrated_database_is_at_the_needed_version(conn):
@@ -308,8 +332,10 @@ def _conflicting_editor(tmp_path: Path, url: str, draft_id: str) -> str:
         "import sys, pathlib, psycopg\n"
         "path = pathlib.Path(sys.argv[1]); text = path.read_text()\n"
         f"with psycopg.connect({url!r}, autocommit=True) as c:\n"
-        f"    c.execute(\"SELECT walltrack.edit_config('risk', %s, 1, '{{\\\"circuit_breaker_cooldown_minutes\\\": 99}}')\", [{draft_id!r}])\n"
-        "path.write_text(text.replace('max_order_attempts: 3', 'max_order_attempts: 7'))\n")
+        "    c.execute(\"SELECT walltrack.edit_config('risk', %s, 1,\"\n"
+        f"              \" '{{\\\"circuit_breaker_cooldown_minutes\\\": 99}}')\", [{draft_id!r}])\n"
+        "path.write_text(text.replace('max_order_attempts: 3', 'max_order_attempts: 7'))\n"
+    )
     return f"{sys.executable} {script}"
 
 
@@ -346,7 +372,13 @@ def test_callbacks_get_live_rows_and_health_counts_activations(migrated_db, tmp_
         while len(heard) < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
         old, new = heard[0]
-        assert (old.id, new.id, new.name, new.actor, new.reason) == (first.ids["api"], draft.id, "Fast", "ann", "faster")
+        assert (old.id, new.id, new.name, new.actor, new.reason) == (
+            first.ids["api"],
+            draft.id,
+            "Fast",
+            "ann",
+            "faster",
+        )
         assert new.settings.api_retry_count == 5 and new.activated_at is not None
         assert [n.activation for _, n in heard] == sorted(n.activation for _, n in heard) and len(heard) == 3
         assert heard[2][1].id == forward.id == draft.id and heard[2][1].activation > heard[0][1].activation
@@ -355,8 +387,13 @@ def test_callbacks_get_live_rows_and_health_counts_activations(migrated_db, tmp_
 
 
 def test_watch_prints_who_why_and_reconnects(migrated_db, tmp_path):
-    watcher = subprocess.Popen([str(CLI), "--database-url", migrated_db, "watch", "api"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={"WALLTRACK_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    watcher = subprocess.Popen(
+        [str(CLI), "--database-url", migrated_db, "watch", "api"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"WALLTRACK_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     try:
         assert "watching api" in watcher.stderr.readline()
         with psycopg.connect(migrated_db, autocommit=True) as conn:
@@ -365,7 +402,10 @@ def test_watch_prints_who_why_and_reconnects(migrated_db, tmp_path):
             lc.activate(conn, "api", draft.id, expected_version=2, actor="ann", reason="quieter")
             line = watcher.stdout.readline()
             assert "'Calm'" in line and "by ann (quieter)" in line and "api_retry_count 3 -> 4" in line
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'walltrack-live'")
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'walltrack-live' AND datname = current_database()"
+            )
             assert "lost the database" in watcher.stderr.readline()
             assert "reconnected" in watcher.stderr.readline()
     finally:
@@ -374,8 +414,13 @@ def test_watch_prints_who_why_and_reconnects(migrated_db, tmp_path):
 
 
 def test_watch_ends_quietly_when_its_output_is_closed(migrated_db, tmp_path):
-    watcher = subprocess.Popen([str(CLI), "--database-url", migrated_db, "watch", "api"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={"WALLTRACK_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    watcher = subprocess.Popen(
+        [str(CLI), "--database-url", migrated_db, "watch", "api"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"WALLTRACK_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     try:
         assert "watching api" in watcher.stderr.readline()
         watcher.stdout.close()  # `watch | head -0`

@@ -16,8 +16,8 @@ import yaml
 
 from conftest import run_cli
 from test_cli import assert_one_line_error
-from walltrack_config.cli import config as cli_config
 from walltrack_config import exchange, models
+from walltrack_config.cli import config as cli_config
 from walltrack_config.errors import InvalidFile, InvalidImport, InvalidValue, RepeatedSetting
 
 DEEP = 20_000
@@ -28,8 +28,15 @@ def wtc(migrated_db, tmp_path):
     """walltrack-config against this test's database; kept edits land in tmp_path, not /tmp."""
 
     def run(*args: str, input: str = "", env: dict[str, str] | None = None):
-        return run_cli("--database-url", migrated_db, "--actor", "ops", *args, input=input,
-                       env={"TMPDIR": str(tmp_path)} | (env or {}))
+        return run_cli(
+            "--database-url",
+            migrated_db,
+            "--actor",
+            "ops",
+            *args,
+            input=input,
+            env={"TMPDIR": str(tmp_path)} | (env or {}),
+        )
 
     run.url = migrated_db
     return run
@@ -38,8 +45,10 @@ def wtc(migrated_db, tmp_path):
 def everything(url: str) -> tuple:
     """Every row of the seven config tables and the audit log's size: equal before and after = nothing written."""
     with psycopg.connect(url) as conn:
-        rows = {d: conn.execute(f"SELECT to_jsonb(t) FROM walltrack.{m.table} t ORDER BY id").fetchall()
-                for d, m in models.MODELS.items()}
+        rows = {
+            d: conn.execute(f"SELECT to_jsonb(t) FROM walltrack.{m.table} t ORDER BY id").fetchall()
+            for d, m in models.MODELS.items()
+        }
         audit = conn.execute("SELECT count(*) FROM walltrack.config_audit_log").fetchone()[0]
     return rows, audit
 
@@ -192,21 +201,22 @@ def test_import_reports_every_problem_at_once_and_writes_nothing(wtc, tmp_path):
         "domains:\n"
         "  risk:\n"
         "    settings:\n"
-        "      max_drawdown_pct: 150\n"           # out of range
-        "      max_order_atempts: 5\n"            # misspelt
+        "      max_drawdown_pct: 150\n"  # out of range
+        "      max_order_atempts: 5\n"  # misspelt
         "      retry_delay_base_seconds: soon\n"  # not a number
         "  scoring:\n"
         "    settings:\n"
-        "      wallet_score_weight: 0.9\n"        # the weights no longer sum to 1
-        "  riskk:\n"                               # no such domain
+        "      wallet_score_weight: 0.9\n"  # the weights no longer sum to 1
+        "  riskk:\n"  # no such domain
         "    settings: {}\n"
         "  trading:\n"
-        "    settings: [1, 2]\n"                  # settings not a mapping
+        "    settings: [1, 2]\n"  # settings not a mapping
         "  exit:\n"
-        "    name: No settings here\n"            # settings missing
+        "    name: No settings here\n"  # settings missing
         "  cluster:\n"
         "    settings:\n"
-        "      min_cluster_size: 4\n")            # valid: still not written
+        "      min_cluster_size: 4\n"
+    )  # valid: still not written
     before = everything(wtc.url)
     done = wtc("import", str(file), "--activate", "--yes")
     assert done.returncode == 1, done.stderr
@@ -217,8 +227,11 @@ def test_import_reports_every_problem_at_once_and_writes_nothing(wtc, tmp_path):
         ("risk.max_order_atempts: unknown field; did you mean max_order_attempts?",),
         ("risk.max_drawdown_pct: Input should be less than or equal to 100",),
         ("risk.retry_delay_base_seconds: Input should be a valid integer",),
-        ("scoring.wallet_score_weight, timing_score_weight, market_score_weight, cluster_score_weight: "
-         "must sum to 1 (±0.001), not 1.6", "(rule chk_score_weights_sum)"),
+        (
+            "scoring.wallet_score_weight, timing_score_weight, market_score_weight, cluster_score_weight: "
+            "must sum to 1 (±0.001), not 1.6",
+            "(rule chk_score_weights_sum)",
+        ),
         ("domains: unknown domain 'riskk'; did you mean risk?",),
         ("trading: needs a 'settings:' mapping of setting: value, not list [1, 2]",),
         ("exit: needs a 'settings:' mapping of setting: value",),
@@ -230,13 +243,20 @@ def test_import_reports_every_problem_at_once_and_writes_nothing(wtc, tmp_path):
 
 
 def test_plan_collects_problems_as_data(conn):
-    document = {"domains": {"risk": {"settings": {"max_drawdown_pct": 150, "nope": 1}, "name": 7},
-                            "trading": {"settings": {"drawdown_reduction_tiers": [{"threshold_pct": -1,
-                                                                                   "size_reduction_pct": 0}]}}}}
+    document = {
+        "domains": {
+            "risk": {"settings": {"max_drawdown_pct": 150, "nope": 1}, "name": 7},
+            "trading": {"settings": {"drawdown_reduction_tiers": [{"threshold_pct": -1, "size_reduction_pct": 0}]}},
+        }
+    }
     with pytest.raises(InvalidImport) as caught:
         exchange.plan(conn, document, "f.yaml")
-    assert caught.value.fields == ["risk.name", "risk.nope", "risk.max_drawdown_pct",
-                                   "trading.drawdown_reduction_tiers.0.threshold_pct"]
+    assert caught.value.fields == [
+        "risk.name",
+        "risk.nope",
+        "risk.max_drawdown_pct",
+        "trading.drawdown_reduction_tiers.0.threshold_pct",
+    ]
     assert caught.value.exit_code == 1 and str(caught.value).startswith("f.yaml: 4 problems\n  risk.name: must be text")
     one = {"domains": {"risk": {"settings": {"max_drawdown_pct": 150}}}}
     with pytest.raises(InvalidImport, match=r"^f.yaml: risk.max_drawdown_pct: Input should be less"):
@@ -255,12 +275,20 @@ def test_import_refuses_unreadable_deep_or_huge_files_in_one_line(wtc, tmp_path)
     cases = {
         "utf16.yaml": (text.encode("utf-16"), "not UTF-8 text (it looks like UTF-16; save it as UTF-8)"),
         "utf16le.yaml": (text.encode("utf-16-le"), "not UTF-8 text (it looks like UTF-16; save it as UTF-8)"),
-        "latin1.yaml": (text.replace("Active Configuration", "Configuración").encode("latin-1"),
-                        "not UTF-8 text (byte 0xf3 is not UTF-8; save it as UTF-8)"),
-        "deep.yaml": (f"domains:\n  trading:\n    settings:\n      drawdown_reduction_tiers: {deep_tiers()}\n".encode(),
-                      f"nested too deeply (more than {exchange.MAX_DEPTH} levels)"),
-        "deep.json": (json.dumps({"domains": {"trading": {"settings": {"drawdown_reduction_tiers": "X"}}}})
-                      .replace('"X"', deep_tiers()).encode(), "nested too deeply"),
+        "latin1.yaml": (
+            text.replace("Active Configuration", "Configuración").encode("latin-1"),
+            "not UTF-8 text (byte 0xf3 is not UTF-8; save it as UTF-8)",
+        ),
+        "deep.yaml": (
+            f"domains:\n  trading:\n    settings:\n      drawdown_reduction_tiers: {deep_tiers()}\n".encode(),
+            f"nested too deeply (more than {exchange.MAX_DEPTH} levels)",
+        ),
+        "deep.json": (
+            json.dumps({"domains": {"trading": {"settings": {"drawdown_reduction_tiers": "X"}}}})
+            .replace('"X"', deep_tiers())
+            .encode(),
+            "nested too deeply",
+        ),
         "huge.yaml": (text.encode() + b"#" * exchange.MAX_FILE_BYTES, "too large"),
     }
     before = everything(wtc.url)
@@ -286,7 +314,9 @@ def _editor_writing(tmp_path: Path, data: bytes) -> str:
     payload = tmp_path / "payload"
     payload.write_bytes(data)
     script = tmp_path / "write_editor.py"
-    script.write_text(f"import sys, pathlib\npathlib.Path(sys.argv[1]).write_bytes(pathlib.Path({str(payload)!r}).read_bytes())\n")
+    script.write_text(
+        f"import sys, pathlib\npathlib.Path(sys.argv[1]).write_bytes(pathlib.Path({str(payload)!r}).read_bytes())\n"
+    )
     return f"{sys.executable} {script}"
 
 
@@ -337,13 +367,15 @@ def test_an_exported_file_with_every_domain_still_imports(wtc, tmp_path):
 
 
 def test_plan_reports_every_bad_name_with_the_other_problems(conn):
-    document = {"domains": {
-        "risk": {"name": "   ", "settings": {"max_order_attempts": 5}},
-        "trading": {"name": "Night\x1b[2J", "settings": {"max_concurrent_positions": 6}},
-        "scoring": {"name": "n" * (models.NAME_LENGTH + 1), "settings": {"wallet_score_weight": 0.9}},
-        "cluster": {"name": "", "settings": {"min_cluster_size": 4}},
-        "exit": {"name": "Fine name", "description": "two\nlines\tare text", "settings": {}},
-    }}
+    document = {
+        "domains": {
+            "risk": {"name": "   ", "settings": {"max_order_attempts": 5}},
+            "trading": {"name": "Night\x1b[2J", "settings": {"max_concurrent_positions": 6}},
+            "scoring": {"name": "n" * (models.NAME_LENGTH + 1), "settings": {"wallet_score_weight": 0.9}},
+            "cluster": {"name": "", "settings": {"min_cluster_size": 4}},
+            "exit": {"name": "Fine name", "description": "two\nlines\tare text", "settings": {}},
+        }
+    }
     with pytest.raises(InvalidImport) as caught:
         exchange.plan(conn, document, "f.yaml")
     weights = "scoring.wallet_score_weight, timing_score_weight, market_score_weight, cluster_score_weight"
@@ -358,17 +390,18 @@ def test_import_lists_bad_names_among_all_problems_before_any_preview(wtc, tmp_p
     file.write_text(
         "domains:\n"
         "  risk:\n"
-        "    name: '   '\n"                                   # blank
+        "    name: '   '\n"  # blank
         "    settings: {max_order_attempts: 5}\n"
         "  trading:\n"
-        '    name: "Night\\e[2J"\n'                            # a control character (ESC)
+        '    name: "Night\\e[2J"\n'  # a control character (ESC)
         "    settings: {max_concurrent_positions: 6}\n"
         "  scoring:\n"
-        f"    name: {'n' * 101}\n"                              # too long
-        "    settings: {wallet_score_weight: 0.9}\n"          # and a settings problem
+        f"    name: {'n' * 101}\n"  # too long
+        "    settings: {wallet_score_weight: 0.9}\n"  # and a settings problem
         "  cluster:\n"
-        "    name: 7\n"                                        # not text
-        "    settings: {min_cluster_size: 4}\n")
+        "    name: 7\n"  # not text
+        "    settings: {min_cluster_size: 4}\n"
+    )
     before = everything(wtc.url)
     done = wtc("import", str(file), "--activate", "--yes")
     assert done.returncode == 1, done.stderr
@@ -377,9 +410,13 @@ def test_import_lists_bad_names_among_all_problems_before_any_preview(wtc, tmp_p
     lines = done.stderr.strip().splitlines()
     assert lines[0] == f"error: {file}: 5 problems", done.stderr  # no preview before it
     listed = [line.strip() for line in lines[1:]]
-    for start in ("risk.name: a name needs a visible character", "trading.name: a name needs a visible character",
-                  "scoring.name: a name has at most 100 characters, not 101", "scoring.wallet_score_weight, ",
-                  "cluster.name: must be text, not 7"):
+    for start in (
+        "risk.name: a name needs a visible character",
+        "trading.name: a name needs a visible character",
+        "scoring.name: a name has at most 100 characters, not 101",
+        "scoring.wallet_score_weight, ",
+        "cluster.name: must be text, not 7",
+    ):
         assert sum(line.startswith(start) for line in listed) == 1, (start, listed)
     assert everything(wtc.url) == before
 
@@ -392,18 +429,25 @@ def test_parse_assignments_refuses_a_key_given_twice_inside_a_json_value():
     with pytest.raises(InvalidValue) as caught:
         cli_config.parse_assignments([f"drawdown_reduction_tiers={twice}"], models.TradingConfig)
     assert caught.value.fields == ["drawdown_reduction_tiers"]
-    assert str(caught.value) == ("invalid trading_config: drawdown_reduction_tiers: "
-                                 "threshold_pct given twice in the JSON value; give each key once")
+    assert str(caught.value) == (
+        "invalid trading_config: drawdown_reduction_tiers: "
+        "threshold_pct given twice in the JSON value; give each key once"
+    )
     # the same key in two objects is no repetition
     tiers = '[{"threshold_pct":5,"size_reduction_pct":0},{"threshold_pct":10,"size_reduction_pct":50}]'
     assert cli_config.parse_assignments([f"drawdown_reduction_tiers={tiers}"], models.TradingConfig) == {
-        "drawdown_reduction_tiers": [{"threshold_pct": 5, "size_reduction_pct": 0},
-                                     {"threshold_pct": 10, "size_reduction_pct": 50}]}
+        "drawdown_reduction_tiers": [
+            {"threshold_pct": 5, "size_reduction_pct": 0},
+            {"threshold_pct": 10, "size_reduction_pct": 50},
+        ]
+    }
 
 
 def test_set_refuses_a_key_given_twice_inside_a_json_value_and_writes_nothing(wtc):
     new_draft(wtc, "trading")
     before = everything(wtc.url)
-    done = wtc("set", "trading", 'drawdown_reduction_tiers=[{"threshold_pct":5,"threshold_pct":6,"size_reduction_pct":0}]')
+    done = wtc(
+        "set", "trading", 'drawdown_reduction_tiers=[{"threshold_pct":5,"threshold_pct":6,"size_reduction_pct":0}]'
+    )
     assert_one_line_error(done, 1, "drawdown_reduction_tiers", "threshold_pct given twice")
     assert everything(wtc.url) == before

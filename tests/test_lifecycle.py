@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import psycopg
@@ -38,8 +38,15 @@ def test_active_settings_come_typed_and_equal_the_defaults(conn, domain):
 def test_clone_edit_activate_then_rollback(conn):
     draft = lc.clone(conn, "risk", actor="ann", reason="tighten")
     assert (draft.status, draft.name, draft.created_by) == ("draft", "Active Configuration (draft)", "ann")
-    draft = lc.edit(conn, "risk", draft.id, draft.version, {"max_drawdown_pct": "15", "max_order_attempts": 5},
-                    actor="ann", reason="tighten")
+    draft = lc.edit(
+        conn,
+        "risk",
+        draft.id,
+        draft.version,
+        {"max_drawdown_pct": "15", "max_order_attempts": 5},
+        actor="ann",
+        reason="tighten",
+    )
     assert (draft.version, draft.settings.max_drawdown_pct, draft.updated_by) == (2, Decimal("15.00"), "ann")
     before = lc.active_row(conn, "risk")
     live = lc.activate(conn, "risk", draft.id, expected_version=draft.version, actor="ann", reason="go live")
@@ -55,7 +62,10 @@ def test_clone_names_do_not_collide(conn):
     second = lc.clone(conn, "api", "default", actor="ann")
     named = lc.clone(conn, "api", first.id, actor="ann", name="Fast lane")
     assert [first.name, second.name, named.name] == [
-        "System Defaults (draft)", "System Defaults (draft 2)", "Fast lane"]
+        "System Defaults (draft)",
+        "System Defaults (draft 2)",
+        "Fast lane",
+    ]
     with pytest.raises(InvalidValue) as err:
         lc.clone(conn, "api", "default", actor="ann", name="Fast lane")
     assert err.value.fields == ["name"]
@@ -107,8 +117,15 @@ def test_bad_values_name_the_fields_and_write_nothing(conn):
         ({"min_position_sol": 5}, ["min_position_sol, max_position_sol"]),
         ({"sizing_mode": "yolo"}, ["sizing_mode"]),
         ({"drawdown_reduction_tiers": []}, ["drawdown_reduction_tiers"]),
-        ({"drawdown_reduction_tiers": [{"threshold_pct": 10, "size_reduction_pct": 50},
-                                       {"threshold_pct": 5, "size_reduction_pct": 60}]}, ["drawdown_reduction_tiers"]),
+        (
+            {
+                "drawdown_reduction_tiers": [
+                    {"threshold_pct": 10, "size_reduction_pct": 50},
+                    {"threshold_pct": 5, "size_reduction_pct": 60},
+                ]
+            },
+            ["drawdown_reduction_tiers"],
+        ),
         ({"max_concurrent_positions": "many"}, ["max_concurrent_positions"]),
         ({"name": "  "}, ["name"]),
     ]
@@ -183,7 +200,9 @@ def test_concurrent_activators_and_an_observer_who_never_sees_zero_or_two(migrat
     def observe() -> None:
         with psycopg.connect(migrated_db, autocommit=True) as conn:
             while not stop.is_set():
-                seen.add(conn.execute("SELECT count(*) FROM walltrack.trading_config WHERE status = 'active'").fetchone()[0])
+                seen.add(
+                    conn.execute("SELECT count(*) FROM walltrack.trading_config WHERE status = 'active'").fetchone()[0]
+                )
 
     def activate(i: int) -> None:
         with psycopg.connect(migrated_db, autocommit=True) as conn:
@@ -212,21 +231,23 @@ def test_concurrent_activators_and_an_observer_who_never_sees_zero_or_two(migrat
 
 
 def test_history_is_newest_first_with_limit_and_since(conn):
-    start = datetime.now(timezone.utc) - timedelta(seconds=1)
+    start = datetime.now(UTC) - timedelta(seconds=1)
     draft = lc.clone(conn, "risk", actor="ann", reason="r1")
     lc.edit(conn, "risk", draft.id, 1, {"max_order_attempts": 4}, actor="bob", reason="r2")
     entries = audit.history(conn, "risk")
     assert [(e.action, e.performed_by, e.reason) for e in entries] == [("update", "bob", "r2"), ("create", "ann", "r1")]
     assert entries[0].changed_fields == ["max_order_attempts"]
     assert len(audit.history(conn, "risk", limit=1)) == 1
-    assert audit.history(conn, "risk", since=datetime.now(timezone.utc) + timedelta(hours=1)) == []
+    assert audit.history(conn, "risk", since=datetime.now(UTC) + timedelta(hours=1)) == []
     assert len(audit.history(conn, "risk", since=start)) == 2
     assert audit.history(conn, "trading") == []
 
 
 def test_audit_records_the_callers_source_and_agent(conn):
-    conn.execute("SELECT set_config('walltrack.source_ip', '203.0.113.7', false),"
-                 " set_config('walltrack.user_agent', 'walltrack-web/1.0', false)")
+    conn.execute(
+        "SELECT set_config('walltrack.source_ip', '203.0.113.7', false),"
+        " set_config('walltrack.user_agent', 'walltrack-web/1.0', false)"
+    )
     lc.clone(conn, "risk", actor="ann")
     entry = audit.history(conn, "risk", limit=1)[0]
     assert (entry.source_ip, entry.user_agent) == ("203.0.113.7", "walltrack-web/1.0")
@@ -238,7 +259,9 @@ def test_audit_records_the_callers_source_and_agent(conn):
 def test_diff_lists_changed_fields_old_to_new():
     new = TradingConfig(base_position_pct=3, sizing_mode="fixed")
     assert diff(TradingConfig(), new) == [
-        Change("base_position_pct", Decimal("2.00"), Decimal("3.00")), Change("sizing_mode", "risk_based", "fixed")]
+        Change("base_position_pct", Decimal("2.00"), Decimal("3.00")),
+        Change("sizing_mode", "risk_based", "fixed"),
+    ]
     assert diff(new, new) == []
     with pytest.raises(TypeError):
         diff(TradingConfig(), RiskConfig())

@@ -14,9 +14,10 @@ import pytest
 
 from conftest import CLI, catalog, run_cli
 from walltrack_config import lifecycle as lc
-from walltrack_config.migrate import plan as migrations, runner
 from walltrack_config.errors import UnknownDomain
 from walltrack_config.live import LiveConfig, LiveConfigUnavailable
+from walltrack_config.migrate import plan as migrations
+from walltrack_config.migrate import runner
 from walltrack_config.models import RiskConfig
 
 V10 = next(m for m in migrations.discover() if m.version == 10)
@@ -47,7 +48,10 @@ def test_u10_returns_the_database_to_v9(db_at):
 
 
 def test_only_a_row_going_live_is_announced(migrated_db):
-    with psycopg.connect(migrated_db, autocommit=True) as listener, psycopg.connect(migrated_db, autocommit=True) as conn:
+    with (
+        psycopg.connect(migrated_db, autocommit=True) as listener,
+        psycopg.connect(migrated_db, autocommit=True) as conn,
+    ):
         listener.execute("LISTEN walltrack_config")
         draft = lc.clone(conn, "api", actor="t")
         lc.edit(conn, "api", draft.id, 1, {"api_retry_count": 5}, actor="t")
@@ -55,8 +59,12 @@ def test_only_a_row_going_live_is_announced(migrated_db):
         live = lc.activate(conn, "api", draft.id, expected_version=2, actor="t")
         (note,) = list(listener.notifies(timeout=1, stop_after=1))
         payload = json.loads(note.payload)
-        assert payload == {"domain": "api", "id": str(live.id), "version": live.version,
-                           "activation": lc.last_activation(conn, "api", live.id).seq}
+        assert payload == {
+            "domain": "api",
+            "id": str(live.id),
+            "version": live.version,
+            "activation": lc.last_activation(conn, "api", live.id).seq,
+        }
         with conn.transaction(force_rollback=True):
             conn.execute("SELECT walltrack.rollback_config('api', 't', 'never committed')")
         assert list(listener.notifies(timeout=0.2)) == []
@@ -70,9 +78,13 @@ def test_reads_come_typed_from_memory_and_health_says_connected(live):
 
 
 def test_an_activation_and_a_rollback_reach_another_process(migrated_db, tmp_path):
-    watcher = subprocess.Popen([str(CLI), "--database-url", migrated_db, "--json", "watch", "risk"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={"WALLTRACK_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    watcher = subprocess.Popen(
+        [str(CLI), "--database-url", migrated_db, "--json", "watch", "risk"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"WALLTRACK_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     try:
         assert "watching risk" in watcher.stderr.readline()
         live = change(migrated_db, max_order_attempts=7)
@@ -90,10 +102,14 @@ def test_an_activation_and_a_rollback_reach_another_process(migrated_db, tmp_pat
 
 def test_a_cut_connection_catches_up_on_what_it_missed(live, migrated_db):
     heard = []
-    live.subscribe("risk", lambda old, new: heard.append((old.settings.max_order_attempts, new.settings.max_order_attempts)))
+    live.subscribe(
+        "risk", lambda old, new: heard.append((old.settings.max_order_attempts, new.settings.max_order_attempts))
+    )
     with psycopg.connect(migrated_db, autocommit=True) as conn:
-        killed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                              " WHERE application_name = 'walltrack-live' AND datname = current_database()").fetchone()[0]
+        killed = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = 'walltrack-live' AND datname = current_database()"
+        ).fetchone()[0]
     assert killed == 1
     fresh = change(migrated_db, max_order_attempts=6)  # committed before the listener is back
     assert live.risk.max_order_attempts in (3, 6)  # readers keep working meanwhile
@@ -120,7 +136,10 @@ def test_a_failing_callback_is_logged_and_the_others_still_hear(live, migrated_d
 
 
 def test_a_malformed_notification_is_ignored(live, migrated_db, caplog):
-    with caplog.at_level(logging.WARNING, logger="walltrack_config.live"), psycopg.connect(migrated_db, autocommit=True) as conn:
+    with (
+        caplog.at_level(logging.WARNING, logger="walltrack_config.live"),
+        psycopg.connect(migrated_db, autocommit=True) as conn,
+    ):
         conn.execute("SELECT pg_notify('walltrack_config', 'not json')")
         fresh = change(migrated_db, max_order_attempts=4)
         assert live.wait_for("risk", fresh.id)
@@ -204,8 +223,13 @@ def test_a_restarted_server_and_a_start_while_it_is_down(own_server, tmp_path):
 
 
 def test_watch_prints_changes_as_text(migrated_db, tmp_path):
-    watcher = subprocess.Popen([str(CLI), "--database-url", migrated_db, "watch", "risk"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env={"WALLTRACK_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    watcher = subprocess.Popen(
+        [str(CLI), "--database-url", migrated_db, "watch", "risk"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"WALLTRACK_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
     try:
         watcher.stderr.readline()
         change(migrated_db, max_order_attempts=6)

@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from walltrack_config.migrate import plan as core
 from walltrack_config.errors import (
     ChecksumMismatch,
     MalformedMigrations,
@@ -15,6 +14,7 @@ from walltrack_config.errors import (
     OutOfOrderMigrations,
     UnknownAppliedMigrations,
 )
+from walltrack_config.migrate import plan as core
 from walltrack_config.migrate.plan import Applied, HistoryRow
 
 HERE = Path("/m")
@@ -79,14 +79,14 @@ def test_checksum_ignores_line_endings_but_not_content():
 
 def test_statements_carry_their_first_line():
     sql = (
-        "-- header; with a semicolon\n"     # 1
-        "CREATE TABLE a (x int);\n"         # 2
-        "\n"                                # 3
-        "DO $$\n"                           # 4
-        "BEGIN RAISE NOTICE 'a;b'; END\n"   # 5
-        "$$;\n"                             # 6
+        "-- header; with a semicolon\n"  # 1
+        "CREATE TABLE a (x int);\n"  # 2
+        "\n"  # 3
+        "DO $$\n"  # 4
+        "BEGIN RAISE NOTICE 'a;b'; END\n"  # 5
+        "$$;\n"  # 6
         "/* block ; */ SELECT 'it''s;';\n"  # 7
-        "-- trailing comment only\n"        # 8
+        "-- trailing comment only\n"  # 8
     )
     got = core.statements(sql)
     assert [s.line for s in got] == [2, 4, 7]
@@ -120,11 +120,19 @@ def test_an_unterminated_string_or_comment_makes_the_folder_malformed(broken, li
         core.parse(HERE, {"V1__a.sql": broken})
 
 
-FRAGMENTS = st.sampled_from([
-    "SELECT 1", "SELECT 'a;b'", "SELECT 'it''s; ok'", 'SELECT "odd;name" FROM t',
-    "DO $$ BEGIN PERFORM 1; END $$", "DO $body$ SELECT ';' $body$", "SELECT E'\\\\;'",
-    "CREATE TABLE t (x INT) -- trailing; comment\n", "SELECT /* inner; */ 2",
-])
+FRAGMENTS = st.sampled_from(
+    [
+        "SELECT 1",
+        "SELECT 'a;b'",
+        "SELECT 'it''s; ok'",
+        'SELECT "odd;name" FROM t',
+        "DO $$ BEGIN PERFORM 1; END $$",
+        "DO $body$ SELECT ';' $body$",
+        "SELECT E'\\\\;'",
+        "CREATE TABLE t (x INT) -- trailing; comment\n",
+        "SELECT /* inner; */ 2",
+    ]
+)
 SEPARATORS = st.sampled_from(["\n", "\n\n", " ", "\n-- between; statements\n", "\n/* block; */\n"])
 
 
@@ -207,7 +215,11 @@ def test_status_names_every_state():
     migs = found(1, 2, 3)
     done = applied(migs, 1, 2, 9) | {2: Applied(2, "old", "me", None)}
     assert [(r.version, r.state) for r in core.status(migs, done)] == [
-        (1, "applied"), (2, "changed"), (3, "pending"), (9, "missing")]
+        (1, "applied"),
+        (2, "changed"),
+        (3, "pending"),
+        (9, "missing"),
+    ]
 
 
 TABLES = st.dictionaries(
@@ -219,8 +231,11 @@ TABLES = st.dictionaries(
 
 @given(TABLES, st.data())
 def test_vanished_lists_dropped_tables_then_dropped_columns_of_the_tables_that_stay(before, data):
-    kept = {t: data.draw(st.sets(st.sampled_from(sorted(cols)))) if cols else set()
-            for t, cols in before.items() if data.draw(st.booleans())}
+    kept = {
+        t: data.draw(st.sets(st.sampled_from(sorted(cols)))) if cols else set()
+        for t, cols in before.items()
+        if data.draw(st.booleans())
+    }
 
     def relations(tables):
         return [(s, t, None) for s, t in tables] + [(s, t, c) for (s, t), cols in tables.items() for c in cols]

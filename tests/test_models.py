@@ -15,16 +15,22 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
-from walltrack_config.models import INT4, MODELS, ScoringConfig, Settings, TradingConfig
 from walltrack_config.lifecycle import META
+from walltrack_config.models import INT4, MODELS, Precision, ScoringConfig, Settings, TradingConfig
 
 PAIRS = list(MODELS.items())
 
 
 def setting_columns(conn, table: str) -> list[str]:
-    return [r[0] for r in conn.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'walltrack' AND table_name = %s"
-        " ORDER BY ordinal_position", [table]) if r[0] not in META]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'walltrack' AND table_name = %s"
+            " ORDER BY ordinal_position",
+            [table],
+        )
+        if r[0] not in META
+    ]
 
 
 @pytest.mark.parametrize("domain, model", PAIRS)
@@ -34,16 +40,21 @@ def test_model_fields_are_exactly_the_setting_columns(conn, domain, model):
 
 @pytest.mark.parametrize("domain, model", PAIRS)
 def test_model_defaults_are_the_default_row(conn, domain, model):
-    row = conn.execute(sql.SQL("SELECT to_jsonb(t) FROM walltrack.{} t WHERE status = 'default'").format(
-        sql.Identifier(model.table))).fetchone()[0]
+    row = conn.execute(
+        sql.SQL("SELECT to_jsonb(t) FROM walltrack.{} t WHERE status = 'default'").format(sql.Identifier(model.table))
+    ).fetchone()[0]
     assert model.model_validate({k: v for k, v in row.items() if k not in META}) == model()
 
 
 @pytest.mark.parametrize("domain, model", PAIRS)
 def test_descriptions_are_the_column_comments(conn, domain, model):
-    comments = dict(conn.execute(
-        "SELECT a.attname, col_description(a.attrelid, a.attnum) FROM pg_attribute a"
-        " WHERE a.attrelid = %s::regclass AND a.attnum > 0", [f"walltrack.{model.table}"]).fetchall())
+    comments = dict(
+        conn.execute(
+            "SELECT a.attname, col_description(a.attrelid, a.attnum) FROM pg_attribute a"
+            " WHERE a.attrelid = %s::regclass AND a.attnum > 0",
+            [f"walltrack.{model.table}"],
+        ).fetchall()
+    )
     for name, info in model.model_fields.items():
         assert info.description and comments[name] == info.description, name
     assert all(comments[m] for m in META)
@@ -51,8 +62,13 @@ def test_descriptions_are_the_column_comments(conn, domain, model):
 
 @pytest.mark.parametrize("domain, model", PAIRS)
 def test_every_check_constraint_names_real_fields(conn, domain, model):
-    names = [r[0] for r in conn.execute(
-        "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'c'", [f"walltrack.{model.table}"])]
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass AND contype = 'c'",
+            [f"walltrack.{model.table}"],
+        )
+    ]
     assert names
     for name in names:
         fields = model.fields_of(name) or (name.removeprefix("chk_"),)
@@ -102,10 +118,26 @@ def _numeric_strategy(info, scale: int, precision: int) -> st.SearchStrategy:
     edges = [Decimal(10) ** (precision - scale) - step, Decimal(10) ** (precision - scale)]
     for b in _bounds(info):
         b = Decimal(b)
-        edges += [b, b + step, b - step, b + tie, b - tie, b + tie - Decimal(1).scaleb(-scale - 3), b - tie + Decimal(1).scaleb(-scale - 3)]
+        edges += [
+            b,
+            b + step,
+            b - step,
+            b + tie,
+            b - tie,
+            b + tie - Decimal(1).scaleb(-scale - 3),
+            b - tie + Decimal(1).scaleb(-scale - 3),
+        ]
     edges += [-e for e in edges] + [Decimal("NaN"), Decimal("Infinity"), Decimal("-Infinity")]
-    return st.one_of(st.sampled_from(edges), st.decimals(-(10 ** (precision - scale)), 10 ** (precision - scale),
-                                                         places=scale + 1, allow_nan=False, allow_infinity=False))
+    return st.one_of(
+        st.sampled_from(edges),
+        st.decimals(
+            -(10 ** (precision - scale)),
+            10 ** (precision - scale),
+            places=scale + 1,
+            allow_nan=False,
+            allow_infinity=False,
+        ),
+    )
 
 
 def _field_strategy(name: str, info) -> st.SearchStrategy:
@@ -113,18 +145,21 @@ def _field_strategy(name: str, info) -> st.SearchStrategy:
     default = info.get_default(call_default_factory=True)
     if name == "drawdown_reduction_tiers":
         number = st.one_of(st.integers(-5, 105), st.floats(-1, 101, allow_nan=False), st.just("5"), st.just(True))
-        tier = st.one_of(st.fixed_dictionaries({"threshold_pct": number, "size_reduction_pct": number}),
-                         st.fixed_dictionaries({"threshold_pct": number, "size_reduction_pct": number, "extra": number}))
+        tier = st.one_of(
+            st.fixed_dictionaries({"threshold_pct": number, "size_reduction_pct": number}),
+            st.fixed_dictionaries({"threshold_pct": number, "size_reduction_pct": number, "extra": number}),
+        )
         rising = st.lists(st.tuples(st.integers(0, 100), st.integers(0, 100)), max_size=5).map(
-            lambda pairs: [{"threshold_pct": t, "size_reduction_pct": r} for t, r in sorted(pairs)])
+            lambda pairs: [{"threshold_pct": t, "size_reduction_pct": r} for t, r in sorted(pairs)]
+        )
         return st.one_of(rising, st.lists(tier, max_size=4))
     if typing.get_origin(ann) is typing.Literal:
         return st.sampled_from([*typing.get_args(ann), "Fixed", "kelly", ""])
     if ann is bool:
         return st.booleans()
     if ann is Decimal:
-        rounder = next(m for m in info.metadata if hasattr(m, "func"))
-        precision, scale = _decimal_shape(rounder.func)
+        shape = next(m for m in info.metadata if isinstance(m, Precision))
+        precision, scale = _decimal_shape(shape)
         return st.one_of(_numeric_strategy(info, scale, precision), st.none())
     if ann is int:
         edges = [b + d for b in _bounds(info) for d in (-1, 0, 1)] + [INT4[1], INT4[1] + 1, INT4[0], INT4[0] - 1]
@@ -134,9 +169,9 @@ def _field_strategy(name: str, info) -> st.SearchStrategy:
     raise AssertionError(f"no strategy for {name}: {ann}")
 
 
-def _decimal_shape(fit) -> tuple[int, int]:
-    """(precision, scale) of a Numeric field, as its checking function knows them."""
-    return fit.precision, fit.scale
+def _decimal_shape(shape: Precision) -> tuple[int, int]:
+    """(precision, scale) of a DECIMAL field, as its Precision metadata knows them."""
+    return shape.precision, shape.scale
 
 
 def _rows(model: type[Settings]) -> st.SearchStrategy[dict[str, Any]]:
@@ -153,15 +188,16 @@ def _rows(model: type[Settings]) -> st.SearchStrategy[dict[str, Any]]:
             # An order rule (low <= high) at its edge: low one step under, at, or one step over high.
             low, high = draw(st.sampled_from(orders))
             high_value = values[high]
-            if isinstance(high_value, int) and not isinstance(high_value, bool) or (
-                    isinstance(high_value, Decimal) and high_value.is_finite()):
+            if (isinstance(high_value, int) and not isinstance(high_value, bool)) or (
+                isinstance(high_value, Decimal) and high_value.is_finite()
+            ):
                 step = 1 if isinstance(values[high], int) else Decimal(1).scaleb(values[high].as_tuple().exponent)
                 values[low] = values[high] + draw(st.sampled_from([-step, 0, step]))
         if model is ScoringConfig and draw(st.booleans()):
             for group in (ScoringConfig.SCORE_WEIGHTS, ScoringConfig.WALLET_WEIGHTS):
                 parts = [draw(st.decimals(0, Decimal("0.4"), places=3)) for _ in group[1:]]
                 error = draw(st.sampled_from(["0", "0.001", "-0.001", "0.0011", "-0.002", "0.0004"]))
-                values |= dict(zip(group, [1 - sum(parts) + Decimal(error), *parts]))
+                values |= dict(zip(group, [1 - sum(parts) + Decimal(error), *parts], strict=True))
         return values
 
     return build()
@@ -180,8 +216,11 @@ def _postgres_accepts(conn: psycopg.Connection, domain: str, values: dict[str, A
     payload = {c: str(v) if isinstance(v, (Decimal, UUID)) else v for c, v in values.items()}
     try:
         with conn.transaction(force_rollback=True):
-            draft = conn.execute("SELECT walltrack.clone_config(%s, id, 'hypothesis') FROM walltrack.{}"
-                                 " WHERE status = 'default'".format(MODELS[domain].table), [domain]).fetchone()[0]
+            draft = conn.execute(
+                f"SELECT walltrack.clone_config(%s, id, 'hypothesis') FROM walltrack.{MODELS[domain].table}"
+                " WHERE status = 'default'",
+                [domain],
+            ).fetchone()[0]
             conn.execute("SELECT walltrack.edit_config(%s, %s, 1, %s)", [domain, draft, Jsonb(payload)])
         return True
     except (psycopg.errors.IntegrityError, psycopg.errors.DataError):

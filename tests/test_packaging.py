@@ -14,8 +14,9 @@ SQUAWK = Path(sys.executable).with_name("squawk")
 
 
 def squawk(*files: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(SQUAWK), "--no-error-on-unmatched-pattern", *map(str, files)],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [str(SQUAWK), "--no-error-on-unmatched-pattern", *map(str, files)], capture_output=True, text=True
+    )
 
 
 def test_shipped_migrations_are_the_repositorys():

@@ -18,8 +18,9 @@ import psycopg
 import pytest
 
 from conftest import CLI, run_cli
-from walltrack_config.migrate import plan as migrations, runner
 from walltrack_config.cli import render
+from walltrack_config.migrate import plan as migrations
+from walltrack_config.migrate import runner
 
 ESC_CLEAR = "\x1b[2Jboom"
 TITLE = "\x1b]0;pwned\x07"  # OSC: sets the window title, ended by BEL
@@ -40,8 +41,15 @@ def wtc(migrated_db, tmp_path):
 def hostile_draft(wtc) -> None:
     """A risk draft whose description, actor and reason carry terminal commands and a bidi override."""
     assert wtc("draft", "risk").returncode == 0
-    done = wtc("set", "risk", f"description={ESC_CLEAR} {CSI_C1} {RLO}\nsecond line", "max_order_attempts=5",
-               "--reason", f"why{TITLE}", actor=f"mallory{TITLE}")
+    done = wtc(
+        "set",
+        "risk",
+        f"description={ESC_CLEAR} {CSI_C1} {RLO}\nsecond line",
+        "max_order_attempts=5",
+        "--reason",
+        f"why{TITLE}",
+        actor=f"mallory{TITLE}",
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -133,10 +141,12 @@ def on_terminal(*args: str) -> tuple[int, str, str]:
     """The installed command with its stdout on a pseudo-terminal, as an operator sees it (rich tables)."""
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k != "WALLTRACK_DATABASE_URL"} | {
-        "TERM": "xterm-256color", "COLUMNS": "300", "LINES": "50"}
+        "TERM": "xterm-256color",
+        "COLUMNS": "300",
+        "LINES": "50",
+    }
     env.pop("NO_COLOR", None)
-    proc = subprocess.Popen([str(CLI), *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE,
-                            env=env)
+    proc = subprocess.Popen([str(CLI), *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE, env=env)
     os.close(slave)
     out = b""
     try:

@@ -8,7 +8,6 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from walltrack_config.migrate import plan as migrations, runner
 from conftest import LATEST, catalog
 from walltrack_config.errors import (
     ChecksumMismatch,
@@ -18,6 +17,8 @@ from walltrack_config.errors import (
     NothingToUndo,
     UnknownAppliedMigrations,
 )
+from walltrack_config.migrate import plan as migrations
+from walltrack_config.migrate import runner
 
 
 def step(n: int) -> dict[str, str]:
@@ -56,14 +57,21 @@ def test_status_reports_version_description_checksum_when_and_who(db, write_migr
     runner.migrate(db, found[:1], "alice")
     rows = runner.status(db, found)
     assert [(r.version, r.description, r.state, r.applied_by) for r in rows] == [
-        (1, "step 1", "applied", "alice"), (2, "step 2", "pending", None)]
+        (1, "step 1", "applied", "alice"),
+        (2, "step 2", "pending", None),
+    ]
     assert rows[0].checksum == found[0].apply.checksum and rows[0].applied_at is not None
 
 
 def test_a_failing_migration_leaves_nothing_and_names_file_line_and_message(db, write_migrations):
-    folder = write_migrations(step(1) | {
-        "V2__breaks.sql": "CREATE TABLE t2 (x INT);\n\n-- the next statement fails\nINSERT INTO t2\n  SELECT 1 / 0;\n",
-    })
+    folder = write_migrations(
+        step(1)
+        | {
+            "V2__breaks.sql": (
+                "CREATE TABLE t2 (x INT);\n\n-- the next statement fails\nINSERT INTO t2\n  SELECT 1 / 0;\n"
+            ),
+        }
+    )
     found = migrations.discover(folder)
     with pytest.raises(MigrationFailed) as err:
         runner.migrate(db, found, "alice")
@@ -76,7 +84,9 @@ def test_a_failing_migration_leaves_nothing_and_names_file_line_and_message(db, 
 
 
 def test_a_syntax_error_points_at_its_own_line(db, write_migrations):
-    found = migrations.discover(write_migrations({"V1__typo.sql": "SELECT 1;\nCREATE TABLE t (\n  x INT,\n  y INTT\n);\n"}))
+    found = migrations.discover(
+        write_migrations({"V1__typo.sql": "SELECT 1;\nCREATE TABLE t (\n  x INT,\n  y INTT\n);\n"})
+    )
     with pytest.raises(MigrationFailed) as err:
         runner.migrate(db, found, "alice")
     assert err.value.line == 4 and 'type "intt" does not exist' in err.value.message
@@ -99,7 +109,7 @@ def test_undo_latest_then_to_n_then_all(db, write_migrations):
 def test_undo_without_undo_file_undoes_nothing(db, write_migrations):
     found = migrations.discover(write_migrations(step(1) | {"V2__one_way.sql": "CREATE TABLE t2 (x INT);"}))
     runner.migrate(db, found, "alice")
-    with pytest.raises(MissingUndo, match="U2__one_way.sql"):
+    with pytest.raises(MissingUndo, match=r"U2__one_way\.sql"):
         runner.undo(db, found, "bob", to=0)
     assert tables(db) == {"steps", "t1", "t2"}
 
@@ -145,7 +155,9 @@ def test_a_failed_migrate_says_what_it_applied_before_and_where_the_database_sta
     with pytest.raises(MigrationFailed) as err:
         runner.migrate(db, found, "alice")
     assert (err.value.path.name, err.value.done, err.value.current) == ("V2__breaks.sql", [1], 1)
-    assert str(err.value).endswith("(nothing of V2__breaks.sql was applied); applied before it: V1; database is now at V1")
+    assert str(err.value).endswith(
+        "(nothing of V2__breaks.sql was applied); applied before it: V1; database is now at V1"
+    )
     assert [(r.version, r.state) for r in runner.status(db, found)] == [(1, "applied"), (2, "pending"), (3, "pending")]
     with pytest.raises(MigrationFailed) as again:  # nothing applied in this run: it says where the database still is
         runner.migrate(db, found, "alice")
@@ -168,8 +180,10 @@ def preview_steps() -> dict[str, str]:
     return {
         "V1__base.sql": "CREATE TABLE t1 (x INT);",
         "U1__base.sql": "DROP TABLE t1;",
-        "V2__more.sql": "ALTER TABLE t1 ADD COLUMN y INT;\nCREATE TABLE t2 (z INT);\nCREATE TABLE \"Odd Name\" (\"a b\" INT);",
-        "U2__more.sql": "DROP TABLE \"Odd Name\";\nDROP TABLE t2;\nALTER TABLE t1 DROP COLUMN y;",
+        "V2__more.sql": (
+            'ALTER TABLE t1 ADD COLUMN y INT;\nCREATE TABLE t2 (z INT);\nCREATE TABLE "Odd Name" ("a b" INT);'
+        ),
+        "U2__more.sql": 'DROP TABLE "Odd Name";\nDROP TABLE t2;\nALTER TABLE t1 DROP COLUMN y;',
     }
 
 
@@ -187,7 +201,11 @@ def test_undo_preview_counts_what_would_be_dropped_and_changes_nothing(db, empty
 
     everything = runner.undo_preview(db, found, to=0)
     assert (everything.versions, everything.current) == ([2, 1], 0)
-    assert [(t.name, t.count) for t in everything.tables] == [("public.Odd Name", 0), ("public.t1", 3), ("public.t2", 5)]
+    assert [(t.name, t.count) for t in everything.tables] == [
+        ("public.Odd Name", 0),
+        ("public.t1", 3),
+        ("public.t2", 5),
+    ]
     assert everything.columns == []  # t1.y goes with t1
 
     assert catalog(empty_db) == before and runner.history(db) == history

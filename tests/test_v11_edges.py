@@ -20,10 +20,11 @@ from psycopg.conninfo import make_conninfo
 from conftest import CLI, catalog, run_cli
 from test_cli import assert_one_line_error
 from walltrack_config import audit
-from walltrack_config.migrate import plan as migrations, runner
 from walltrack_config import lifecycle as lc
 from walltrack_config.errors import ConfigBusy, InvalidValue
 from walltrack_config.live import LiveConfig
+from walltrack_config.migrate import plan as migrations
+from walltrack_config.migrate import runner
 from walltrack_config.models import NAME_RULE, RiskConfig, name_problem
 
 V11 = next(m for m in migrations.discover() if m.version == 11)
@@ -59,8 +60,17 @@ def test_an_owner_whose_name_needs_quoting_can_still_change_settings(server, rol
         server.drop(name)
 
 
-@pytest.mark.parametrize("payload", ['{"domain": []}', '{"domain": {"a": 1}}', "[" * 3000 + "]" * 3000, "[" * 450 + "]" * 450,
-                                     '{"domain": "nope"}', "x" * 7000])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '{"domain": []}',
+        '{"domain": {"a": 1}}',
+        "[" * 3000 + "]" * 3000,
+        "[" * 450 + "]" * 450,
+        '{"domain": "nope"}',
+        "x" * 7000,
+    ],
+)
 def test_a_hostile_notification_never_stops_the_listener(migrated_db, tmp_path, payload):
     with LiveConfig(migrated_db, state_dir=tmp_path) as live, psycopg.connect(migrated_db, autocommit=True) as conn:
         conn.execute("SELECT pg_notify('walltrack_config', %s)", [payload])
@@ -86,12 +96,18 @@ def test_huge_tiny_or_foreign_numbers_are_refused_in_one_line(migrated_db, tmp_p
 def test_an_import_activates_only_what_it_showed(migrated_db, tmp_path):
     document = tmp_path / "partial.yaml"
     document.write_text("domains:\n  risk:\n    settings:\n      max_order_attempts: 9\n")
-    asking = subprocess.Popen([str(CLI), "--database-url", migrated_db, "import", str(document), "--activate"],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    asking = subprocess.Popen(
+        [str(CLI), "--database-url", migrated_db, "import", str(document), "--activate"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     seen = b""
     while b"[y/N]" not in seen:
         assert select.select([asking.stderr], [], [], 30)[0], seen
-        seen += os.read(asking.stderr.fileno(), 4096)
+        chunk = os.read(asking.stderr.fileno(), 4096)
+        assert chunk, seen  # the command ended before asking
+        seen += chunk
     with psycopg.connect(migrated_db, autocommit=True) as conn:
         other = lc.clone(conn, "risk", actor="bob")
         other = lc.edit(conn, "risk", other.id, 1, {"max_drawdown_pct": 12}, actor="bob")
@@ -131,8 +147,9 @@ def test_undoing_v11_gives_back_the_grants_it_revoked(db_at, role):
         with psycopg.connect(url) as conn:
             conn.execute(V11.apply.sql)
         with psycopg.connect(url) as conn:
-            assert not conn.execute("SELECT has_table_privilege(%s, 'walltrack.config_audit_log', 'INSERT')",
-                                    [role]).fetchone()[0]
+            assert not conn.execute(
+                "SELECT has_table_privilege(%s, 'walltrack.config_audit_log', 'INSERT')", [role]
+            ).fetchone()[0]
             conn.execute(V11.undo.sql)
         assert catalog(url) == before  # privileges included
     finally:
@@ -143,8 +160,10 @@ def test_undoing_v11_gives_back_the_grants_it_revoked(db_at, role):
 def test_a_stored_nan_row_warns_once_and_diffs_sensibly(db_at):
     url = db_at(10)
     with psycopg.connect(url, autocommit=True) as conn:
-        draft = conn.execute("SELECT walltrack.clone_config('trading', id, 'Broken') FROM walltrack.trading_config"
-                             " WHERE status = 'active'").fetchone()[0]
+        draft = conn.execute(
+            "SELECT walltrack.clone_config('trading', id, 'Broken') FROM walltrack.trading_config"
+            " WHERE status = 'active'"
+        ).fetchone()[0]
         conn.execute("UPDATE walltrack.trading_config SET max_position_sol = 'NaN' WHERE id = %s", [draft])
         runner.migrate(conn, migrations.discover(), "tests")
     same = cli(url, "diff", "trading", str(draft), str(draft))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -10,23 +11,31 @@ import psycopg
 import pytest
 
 from walltrack_config import audit, exchange
-from walltrack_config.migrate import plan as migrations, runner
 from walltrack_config import lifecycle as lc
 from walltrack_config.errors import ConcurrentChange
+from walltrack_config.migrate import plan as migrations
+from walltrack_config.migrate import runner
 from walltrack_config.models import DOMAINS
 
 TABLES = [f"{d}_config" for d in DOMAINS]
 # One integer setting per domain, with no upper bound in reach: each import gives it a value of its own.
-FIELD = {"trading": "max_concurrent_positions", "scoring": "timing_decay_hours", "discovery": "run_interval_minutes",
-         "cluster": "sync_time_window_minutes", "risk": "circuit_breaker_cooldown_minutes",
-         "exit": "default_max_hold_hours", "api": "api_timeout_seconds"}
+FIELD = {
+    "trading": "max_concurrent_positions",
+    "scoring": "timing_decay_hours",
+    "discovery": "run_interval_minutes",
+    "cluster": "sync_time_window_minutes",
+    "risk": "circuit_breaker_cooldown_minutes",
+    "exit": "default_max_hold_hours",
+    "api": "api_timeout_seconds",
+}
 
 
 def state(conn) -> tuple:
     """Every config row, the audit log and the activation log: what a refused call must leave as it was."""
     rows = {t: conn.execute(f"SELECT to_jsonb(t) FROM walltrack.{t} t ORDER BY id").fetchall() for t in TABLES}
-    logs = conn.execute("SELECT (SELECT count(*) FROM walltrack.config_audit_log),"
-                        " (SELECT count(*) FROM walltrack.config_activations)").fetchone()
+    logs = conn.execute(
+        "SELECT (SELECT count(*) FROM walltrack.config_audit_log), (SELECT count(*) FROM walltrack.config_activations)"
+    ).fetchone()
     return rows, logs
 
 
@@ -79,7 +88,11 @@ def test_history_is_newest_first_in_commit_order_not_by_transaction_clock(migrat
     with psycopg.connect(migrated_db, autocommit=True) as conn:
         entries = audit.history(conn, "risk", limit=4)
     assert [(e.action, e.config_id, e.performed_by) for e in entries] == [
-        ("activate", c.id, "carol"), ("archive", b.id, "carol"), ("activate", b.id, "bob"), ("archive", a.id, "bob")]
+        ("activate", c.id, "carol"),
+        ("archive", b.id, "carol"),
+        ("activate", b.id, "bob"),
+        ("archive", a.id, "bob"),
+    ]
     # C's entries come first although their performed_at (T1's clock) is earlier than B's.
     assert entries[0].performed_at < entries[2].performed_at
     assert entries[0].id > entries[2].id
@@ -106,29 +119,44 @@ def test_v11_records_the_activations_made_before_it_and_rollback_follows_them(db
         a = conn.execute("SELECT id FROM walltrack.risk_config WHERE status = 'active'").fetchone()[0]
         made = []
         for attempts in (7, 8):  # two activations by plain SQL, each in its own transaction
-            made.append(conn.execute("INSERT INTO walltrack.risk_config (name, max_order_attempts) VALUES (%s, %s)"
-                                     " RETURNING id", [f"v10 #{attempts}", attempts]).fetchone()[0])
+            made.append(
+                conn.execute(
+                    "INSERT INTO walltrack.risk_config (name, max_order_attempts) VALUES (%s, %s) RETURNING id",
+                    [f"v10 #{attempts}", attempts],
+                ).fetchone()[0]
+            )
             with conn.transaction():
                 conn.execute("UPDATE walltrack.risk_config SET status = 'archived' WHERE status = 'active'")
                 conn.execute("UPDATE walltrack.risk_config SET status = 'active' WHERE id = %s", [made[-1]])
         d1, d2 = made
-        rows_before = {t: conn.execute(f"SELECT to_jsonb(t) FROM walltrack.{t} t ORDER BY id").fetchall() for t in TABLES}
+        rows_before = {
+            t: conn.execute(f"SELECT to_jsonb(t) FROM walltrack.{t} t ORDER BY id").fetchall() for t in TABLES
+        }
         audit_before = conn.execute("SELECT count(*) FROM walltrack.config_audit_log").fetchone()[0]
-        live = {t: dict(conn.execute(f"SELECT id, status::text FROM walltrack.{t} WHERE status IN ('active', 'archived')"))
-                for t in TABLES}
+        live = {
+            t: dict(conn.execute(f"SELECT id, status::text FROM walltrack.{t} WHERE status IN ('active', 'archived')"))
+            for t in TABLES
+        }
 
         runner.migrate(conn, migrations.discover(), "tests")
 
-        assert {t: conn.execute(f"SELECT to_jsonb(t) FROM walltrack.{t} t ORDER BY id").fetchall()
-                for t in TABLES} == rows_before
+        assert {
+            t: conn.execute(f"SELECT to_jsonb(t) FROM walltrack.{t} t ORDER BY id").fetchall() for t in TABLES
+        } == rows_before
         assert conn.execute("SELECT count(*) FROM walltrack.config_audit_log").fetchone()[0] == audit_before
         for table in TABLES:
-            recorded = conn.execute("SELECT config_id, seq FROM walltrack.config_activations WHERE config_table = %s"
-                                    " ORDER BY seq", [table]).fetchall()
+            recorded = conn.execute(
+                "SELECT config_id, seq FROM walltrack.config_activations WHERE config_table = %s ORDER BY seq", [table]
+            ).fetchall()
             assert sorted(str(i) for i, _ in recorded) == sorted(str(i) for i in live[table]), table  # one row each
             assert live[table][recorded[-1][0]] == "active", table  # the active row has the highest seq
-        order = [i for i, _ in conn.execute("SELECT config_id, seq FROM walltrack.config_activations"
-                                            " WHERE config_table = 'risk_config' ORDER BY seq")]
+        order = [
+            i
+            for i, _ in conn.execute(
+                "SELECT config_id, seq FROM walltrack.config_activations"
+                " WHERE config_table = 'risk_config' ORDER BY seq"
+            )
+        ]
         assert order == [a, d1, d2]
         assert conn.execute("SELECT walltrack.rollback_config('risk', 'ops', 'after V11')").fetchone()[0] == d1
         assert conn.execute("SELECT walltrack.rollback_config('risk', 'ops', 'again')").fetchone()[0] == d2
@@ -159,12 +187,13 @@ def test_racing_imports_of_every_domain_in_shuffled_orders_all_succeed(migrated_
                         # As `import --activate --yes` does: plan and apply under the write lock, nothing between.
                         with c.transaction():
                             lc.lock_writes(c)
-                            rows = exchange.apply(c, exchange.plan(c, document), actor=f"importer-{t}-{r}",
-                                                  activate=True)
+                            rows = exchange.apply(
+                                c, exchange.plan(c, document), actor=f"importer-{t}-{r}", activate=True
+                            )
                         done.append((t, r, order, [row.domain for row in rows]))
-                    except Exception as exc:  # noqa: BLE001 (every failure is reported below)
+                    except Exception as exc:
                         failures.append((t, r, order, repr(exc)))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             failures.append((t, None, None, repr(exc)))
             start.abort()
 
@@ -180,14 +209,22 @@ def test_racing_imports_of_every_domain_in_shuffled_orders_all_succeed(migrated_
     with psycopg.connect(migrated_db, autocommit=True) as conn:
         for table in TABLES:
             active = conn.execute(f"SELECT id FROM walltrack.{table} WHERE status = 'active'").fetchall()
-            last = conn.execute("SELECT config_id FROM walltrack.config_activations WHERE config_table = %s"
-                                " ORDER BY seq DESC LIMIT 1", [table]).fetchone()
+            last = conn.execute(
+                "SELECT config_id FROM walltrack.config_activations WHERE config_table = %s ORDER BY seq DESC LIMIT 1",
+                [table],
+            ).fetchone()
             assert active == [last], table  # one active row, and it is the last one activated
-        activations = conn.execute("SELECT config_table, config_id, performed_by, seq FROM walltrack.config_activations"
-                                   " WHERE seq > %s ORDER BY seq", [seq0]).fetchall()
+        activations = conn.execute(
+            "SELECT config_table, config_id, performed_by, seq FROM walltrack.config_activations"
+            " WHERE seq > %s ORDER BY seq",
+            [seq0],
+        ).fetchall()
         assert len(activations) == threads * rounds * len(DOMAINS)
-        audited = conn.execute("SELECT config_table, config_id, performed_by FROM walltrack.config_audit_log"
-                               " WHERE id > %s AND action = 'activate' ORDER BY id", [audit0]).fetchall()
+        audited = conn.execute(
+            "SELECT config_table, config_id, performed_by FROM walltrack.config_audit_log"
+            " WHERE id > %s AND action = 'activate' ORDER BY id",
+            [audit0],
+        ).fetchall()
         assert audited == [row[:3] for row in activations]  # the two logs agree on the (commit) order
         by_import: dict[str, list[int]] = {}
         for _, _, actor, seq in activations:
@@ -215,26 +252,32 @@ def test_plain_sql_editing_two_domains_in_opposite_orders_waits_instead_of_deadl
             with psycopg.connect(migrated_db, options="-c statement_timeout=10s") as c:
                 pids[value] = c.info.backend_pid
                 c.execute(statements[first][0], [value, statements[first][1]])  # BEGIN, first domain
-                try:
+                # The other transaction may be waiting on the lock: then it cannot reach the barrier.
+                with contextlib.suppress(threading.BrokenBarrierError):
                     between.wait()
-                except threading.BrokenBarrierError:
-                    pass  # the other transaction is waiting: it cannot reach the barrier
                 c.execute(statements[second][0], [value, statements[second][1]])
                 c.commit()
                 committed.append(value)
         except psycopg.Error as exc:
             errors.append(f"{exc.sqlstate}: {exc}")
 
-    workers = [threading.Thread(target=edit, args=(11, "risk", "exit")),
-               threading.Thread(target=edit, args=(22, "exit", "risk"))]
+    workers = [
+        threading.Thread(target=edit, args=(11, "risk", "exit")),
+        threading.Thread(target=edit, args=(22, "exit", "risk")),
+    ]
     for w in workers:
         w.start()
     waits = set()
     with psycopg.connect(migrated_db, autocommit=True) as watcher:
         while any(w.is_alive() for w in workers):
-            waits |= {row for row in watcher.execute(
-                "SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE pid = ANY(%s) AND wait_event_type = 'Lock'",
-                [list(pids.values())])}
+            waits |= {
+                row
+                for row in watcher.execute(
+                    "SELECT wait_event_type, wait_event FROM pg_stat_activity"
+                    " WHERE pid = ANY(%s) AND wait_event_type = 'Lock'",
+                    [list(pids.values())],
+                )
+            }
             time.sleep(0.02)
     for w in workers:
         w.join()
@@ -244,8 +287,14 @@ def test_plain_sql_editing_two_domains_in_opposite_orders_waits_instead_of_deadl
     # On V11's one lock (the row lock of trading's default row, held until the holder's transaction ends).
     assert waits and waits <= {("Lock", "transactionid"), ("Lock", "tuple")}
     with psycopg.connect(migrated_db, autocommit=True) as conn:
-        final = (conn.execute("SELECT max_order_attempts, version FROM walltrack.risk_config WHERE id = %s", [risk]).fetchone(),
-                 conn.execute("SELECT stagnation_hours, version FROM walltrack.exit_config WHERE id = %s", [exit_]).fetchone())
+        final = (
+            conn.execute(
+                "SELECT max_order_attempts, version FROM walltrack.risk_config WHERE id = %s", [risk]
+            ).fetchone(),
+            conn.execute(
+                "SELECT stagnation_hours, version FROM walltrack.exit_config WHERE id = %s", [exit_]
+            ).fetchone(),
+        )
     # serialised: the transaction that committed last wrote both rows
     assert final in {((11, 3), (11, 3)), ((22, 3), (22, 3))}
     assert final[0][0] == committed[-1]

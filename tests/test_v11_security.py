@@ -17,7 +17,8 @@ from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
 from conftest import Server, catalog
-from walltrack_config.migrate import plan as migrations, runner
+from walltrack_config.migrate import plan as migrations
+from walltrack_config.migrate import runner
 from walltrack_config.models import DOMAINS
 
 TABLES = [f"walltrack.{d}_config" for d in DOMAINS]
@@ -44,7 +45,7 @@ def make_role(server: Server) -> Iterator[Callable[..., str]]:
     for name, urls in made:
         role = sql.Identifier(name)
         for url in urls:
-            for attempt in range(20):
+            for _ in range(20):
                 try:
                     with psycopg.connect(url, autocommit=True) as c:
                         c.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(role))
@@ -108,9 +109,8 @@ def audit_sequence(admin) -> tuple:
 
 def refused(conn, admin, statement: str, params=None, sqlstate: str = "WT001", match: str = "") -> psycopg.Error:
     before = state(admin)
-    with pytest.raises(psycopg.Error) as err:
-        with conn.transaction():
-            conn.execute(statement, params)
+    with pytest.raises(psycopg.Error) as err, conn.transaction():
+        conn.execute(statement, params)
     assert err.value.sqlstate == sqlstate, err.value
     assert match in str(err.value), err.value
     assert state(admin) == before
@@ -118,12 +118,15 @@ def refused(conn, admin, statement: str, params=None, sqlstate: str = "WT001", m
 
 
 def owner_of_logs(admin) -> str:
-    return admin.execute("SELECT relowner::regrole::text FROM pg_class"
-                         " WHERE oid = 'walltrack.config_audit_log'::regclass").fetchone()[0]
+    return admin.execute(
+        "SELECT relowner::regrole::text FROM pg_class WHERE oid = 'walltrack.config_audit_log'::regclass"
+    ).fetchone()[0]
 
 
-FORGED_AUDIT = ("INSERT INTO walltrack.config_audit_log (config_table, config_id, action, performed_by)"
-                " VALUES ('risk_config', gen_random_uuid(), 'activate', 'alice')")
+FORGED_AUDIT = (
+    "INSERT INTO walltrack.config_audit_log (config_table, config_id, action, performed_by)"
+    " VALUES ('risk_config', gen_random_uuid(), 'activate', 'alice')"
+)
 
 
 # -- item 5: the audit log cannot be forged or jammed ------------------------------------------------
@@ -135,50 +138,79 @@ def test_an_editor_role_runs_the_lifecycle_and_each_log_row_names_the_actor_and_
         seq0 = admin.execute("SELECT coalesce(max(seq), 0) FROM walltrack.config_activations").fetchone()[0]
         a = ed.execute("SELECT id FROM walltrack.risk_config WHERE status = 'active'").fetchone()[0]
         with ed.transaction():  # plain SQL, the actor declared for the transaction
-            ed.execute("SELECT set_config('walltrack.actor', 'alice', true), set_config('walltrack.reason', 'by hand', true)")
+            ed.execute(
+                "SELECT set_config('walltrack.actor', 'alice', true), set_config('walltrack.reason', 'by hand', true)"
+            )
             d1 = ed.execute("INSERT INTO walltrack.risk_config (name) VALUES ('by alice') RETURNING id").fetchone()[0]
             ed.execute("UPDATE walltrack.risk_config SET max_order_attempts = 4 WHERE id = %s", [d1])
         d2 = ed.execute("SELECT walltrack.clone_config('risk', %s, NULL, 'bob', 'clone')", [a]).fetchone()[0]
-        assert ed.execute("SELECT walltrack.edit_config('risk', %s, 1, %s, 'bob', 'edit')",
-                          [d2, Jsonb({"max_order_attempts": 6})]).fetchone()[0] == 2
+        assert (
+            ed.execute(
+                "SELECT walltrack.edit_config('risk', %s, 1, %s, 'bob', 'edit')", [d2, Jsonb({"max_order_attempts": 6})]
+            ).fetchone()[0]
+            == 2
+        )
         assert ed.execute("SELECT walltrack.activate_config('risk', %s, 2, 'bob', 'go')", [d2]).fetchone()[0] == d2
         with ed.transaction():
             ed.execute("SELECT set_config('walltrack.actor', 'alice', true)")
             ed.execute("UPDATE walltrack.risk_config SET status = 'archived' WHERE status = 'active'")
             ed.execute("UPDATE walltrack.risk_config SET status = 'active' WHERE id = %s", [d1])
         assert ed.execute("SELECT walltrack.rollback_config('risk', 'carol', 'undo')").fetchone()[0] == d2
-        d3 = ed.execute("INSERT INTO walltrack.risk_config (name) VALUES ('nobody declared') RETURNING id").fetchone()[0]
+        d3 = ed.execute("INSERT INTO walltrack.risk_config (name) VALUES ('nobody declared') RETURNING id").fetchone()[
+            0
+        ]
         ed.execute("DELETE FROM walltrack.risk_config WHERE id = %s", [d3])
 
-        logged = admin.execute("SELECT action, config_id, performed_by, db_user FROM walltrack.config_audit_log"
-                               " WHERE id > %s ORDER BY id", [audit0]).fetchall()
+        logged = admin.execute(
+            "SELECT action, config_id, performed_by, db_user FROM walltrack.config_audit_log WHERE id > %s ORDER BY id",
+            [audit0],
+        ).fetchall()
         assert logged == [
-            ("create", d1, "alice", editor), ("update", d1, "alice", editor),
-            ("create", d2, "bob", editor), ("update", d2, "bob", editor),
-            ("archive", a, "bob", editor), ("activate", d2, "bob", editor),
-            ("archive", d2, "alice", editor), ("activate", d1, "alice", editor),
-            ("archive", d1, "carol", editor), ("activate", d2, "carol", editor),
-            ("create", d3, editor, editor), ("delete", d3, editor, editor),
+            ("create", d1, "alice", editor),
+            ("update", d1, "alice", editor),
+            ("create", d2, "bob", editor),
+            ("update", d2, "bob", editor),
+            ("archive", a, "bob", editor),
+            ("activate", d2, "bob", editor),
+            ("archive", d2, "alice", editor),
+            ("activate", d1, "alice", editor),
+            ("archive", d1, "carol", editor),
+            ("activate", d2, "carol", editor),
+            ("create", d3, editor, editor),
+            ("delete", d3, editor, editor),
         ]
-        activations = admin.execute("SELECT config_table, config_id, performed_by, db_user FROM walltrack.config_activations"
-                                    " WHERE seq > %s ORDER BY seq", [seq0]).fetchall()
-        assert activations == [("risk_config", d2, "bob", editor), ("risk_config", d1, "alice", editor),
-                               ("risk_config", d2, "carol", editor)]
+        activations = admin.execute(
+            "SELECT config_table, config_id, performed_by, db_user FROM walltrack.config_activations"
+            " WHERE seq > %s ORDER BY seq",
+            [seq0],
+        ).fetchall()
+        assert activations == [
+            ("risk_config", d2, "bob", editor),
+            ("risk_config", d1, "alice", editor),
+            ("risk_config", d2, "carol", editor),
+        ]
 
 
 def test_nobody_inserts_into_the_audit_log_directly_not_even_with_a_grant_or_as_its_owner(migrated_db, editor):
     with psycopg.connect(migrated_db, autocommit=True) as admin, as_role(migrated_db, editor) as ed:
-        assert admin.execute("SELECT has_table_privilege(%s, 'walltrack.config_audit_log', 'INSERT')",
-                             [editor]).fetchone()[0]
+        assert admin.execute(
+            "SELECT has_table_privilege(%s, 'walltrack.config_audit_log', 'INSERT')", [editor]
+        ).fetchone()[0]
         refused(ed, admin, FORGED_AUDIT, match="written by the config tables' triggers only")
-        refused(ed, admin, "SELECT set_config('walltrack.actor', 'alice', true);"
-                f" {FORGED_AUDIT.replace('VALUES', 'SELECT * FROM (VALUES')}) AS v")
+        refused(
+            ed,
+            admin,
+            "SELECT set_config('walltrack.actor', 'alice', true);"
+            f" {FORGED_AUDIT.replace('VALUES', 'SELECT * FROM (VALUES')}) AS v",
+        )
         refused(admin, admin, FORGED_AUDIT, match="written by the config tables' triggers only")
         assert owner_of_logs(admin) == admin.execute("SELECT current_user").fetchone()[0]
         # nor from a trigger of the role's own (the depth is there, the log's owner is not)
         ed.execute("CREATE TEMP TABLE poke (x INT)")
-        ed.execute(f"CREATE FUNCTION pg_temp.forge() RETURNS TRIGGER LANGUAGE plpgsql AS $$"
-                   f" BEGIN {FORGED_AUDIT}; RETURN NULL; END $$")
+        ed.execute(
+            f"CREATE FUNCTION pg_temp.forge() RETURNS TRIGGER LANGUAGE plpgsql AS $$"
+            f" BEGIN {FORGED_AUDIT}; RETURN NULL; END $$"
+        )
         ed.execute("CREATE TRIGGER forge AFTER INSERT ON pg_temp.poke FOR EACH ROW EXECUTE FUNCTION pg_temp.forge()")
         refused(ed, admin, "INSERT INTO pg_temp.poke VALUES (1)", match="triggers only")
 
@@ -186,15 +218,19 @@ def test_nobody_inserts_into_the_audit_log_directly_not_even_with_a_grant_or_as_
 def test_a_forged_id_is_refused_and_the_log_keeps_its_numbering(migrated_db, editor):
     with psycopg.connect(migrated_db, autocommit=True) as admin, as_role(migrated_db, editor) as ed:
         forged = FORGED_AUDIT.replace("(config_table", "(id, config_table").replace("VALUES (", "VALUES (%s, ")
-        nxt = admin.execute("SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END"
-                            " FROM walltrack.config_audit_log_id_seq").fetchone()[0]
+        nxt = admin.execute(
+            "SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM walltrack.config_audit_log_id_seq"
+        ).fetchone()[0]
         for conn in (ed, admin):
             refused(conn, admin, forged, [FAR], match="triggers only")
             refused(conn, admin, forged, [nxt], match="triggers only")  # the very id the next change needs
         # no jam: the next change is recorded, with the id that was aimed at
-        draft = ed.execute("INSERT INTO walltrack.api_config (name) VALUES ('after the attempt') RETURNING id").fetchone()[0]
-        assert admin.execute("SELECT id, config_id, action FROM walltrack.config_audit_log ORDER BY id DESC LIMIT 1"
-                             ).fetchone() == (nxt, draft, "create")
+        draft = ed.execute(
+            "INSERT INTO walltrack.api_config (name) VALUES ('after the attempt') RETURNING id"
+        ).fetchone()[0]
+        assert admin.execute(
+            "SELECT id, config_id, action FROM walltrack.config_audit_log ORDER BY id DESC LIMIT 1"
+        ).fetchone() == (nxt, draft, "create")
         assert admin.execute("SELECT count(*) FROM walltrack.config_audit_log WHERE id >= %s", [FAR]).fetchone()[0] == 0
 
 
@@ -206,10 +242,12 @@ def test_v11_revokes_earlier_grants_to_write_the_log_or_move_its_sequence(db_at,
         grant_too_much(admin, role)
         admin.execute("GRANT INSERT ON walltrack.config_audit_log TO PUBLIC")
         admin.execute("GRANT UPDATE ON SEQUENCE walltrack.config_audit_log_id_seq TO PUBLIC")
-        privileges = ("SELECT has_table_privilege(%(r)s, 'walltrack.config_audit_log', 'INSERT'),"
-                      " has_sequence_privilege(%(r)s, 'walltrack.config_audit_log_id_seq', 'UPDATE'),"
-                      " has_sequence_privilege(%(r)s, 'walltrack.config_audit_log_id_seq', 'USAGE'),"
-                      " has_table_privilege(%(r)s, 'walltrack.config_audit_log', 'SELECT')")
+        privileges = (
+            "SELECT has_table_privilege(%(r)s, 'walltrack.config_audit_log', 'INSERT'),"
+            " has_sequence_privilege(%(r)s, 'walltrack.config_audit_log_id_seq', 'UPDATE'),"
+            " has_sequence_privilege(%(r)s, 'walltrack.config_audit_log_id_seq', 'USAGE'),"
+            " has_table_privilege(%(r)s, 'walltrack.config_audit_log', 'SELECT')"
+        )
         assert admin.execute(privileges, {"r": role}).fetchone() == (True, True, True, True)
 
         runner.migrate(admin, migrations.discover(), "tests")
@@ -225,19 +263,25 @@ def test_v11_revokes_earlier_grants_to_write_the_log_or_move_its_sequence(db_at,
             refused(ed, admin, FORGED_AUDIT, sqlstate="42501")
             # the editor still edits, and its change is logged
             ed.execute("INSERT INTO walltrack.exit_config (name) VALUES ('still works')")
-        assert admin.execute("SELECT action, db_user FROM walltrack.config_audit_log ORDER BY id DESC LIMIT 1"
-                             ).fetchone() == ("create", role)
+        assert admin.execute(
+            "SELECT action, db_user FROM walltrack.config_audit_log ORDER BY id DESC LIMIT 1"
+        ).fetchone() == ("create", role)
 
 
 def test_a_client_cannot_label_an_insert_a_restore_but_a_real_restore_is_one(migrated_db, editor):
     with psycopg.connect(migrated_db, autocommit=True) as admin, as_role(migrated_db, editor) as ed:
+
         def action_of_insert(values: str = "") -> str:
             with ed.transaction():
                 ed.execute("SELECT set_config('walltrack.audit_action', 'restore', true)")
-                row = ed.execute(f"INSERT INTO walltrack.risk_config (name, status{values and ', max_order_attempts'})"
-                                 f" VALUES (%s, 'draft'{values and ', ' + values}) RETURNING id",
-                                 [f"x{uuid.uuid4().hex[:6]}"]).fetchone()[0]
-            return admin.execute("SELECT action FROM walltrack.config_audit_log WHERE config_id = %s", [row]).fetchone()[0]
+                row = ed.execute(
+                    f"INSERT INTO walltrack.risk_config (name, status{values and ', max_order_attempts'})"
+                    f" VALUES (%s, 'draft'{values and ', ' + values}) RETURNING id",
+                    [f"x{uuid.uuid4().hex[:6]}"],
+                ).fetchone()[0]
+            return admin.execute(
+                "SELECT action FROM walltrack.config_audit_log WHERE config_id = %s", [row]
+            ).fetchone()[0]
 
         assert action_of_insert() == "create"
         old = admin.execute("SELECT id FROM walltrack.risk_config WHERE status = 'active'").fetchone()[0]
@@ -245,20 +289,26 @@ def test_a_client_cannot_label_an_insert_a_restore_but_a_real_restore_is_one(mig
         ed.execute("SELECT walltrack.edit_config('risk', %s, 1, '{\"max_order_attempts\": 7}')", [new])
         ed.execute("SELECT walltrack.activate_config('risk', %s, 2)", [new])
         assert action_of_insert("11") == "create"  # settings no archived row has
-        restored = ed.execute("SELECT walltrack.restore_config('risk', %s, 'Back again', 'alice', 'restore')",
-                              [old]).fetchone()[0]
-        assert admin.execute("SELECT action, performed_by FROM walltrack.config_audit_log WHERE config_id = %s",
-                             [restored]).fetchone() == ("restore", "alice")
+        restored = ed.execute(
+            "SELECT walltrack.restore_config('risk', %s, 'Back again', 'alice', 'restore')", [old]
+        ).fetchone()[0]
+        assert admin.execute(
+            "SELECT action, performed_by FROM walltrack.config_audit_log WHERE config_id = %s", [restored]
+        ).fetchone() == ("restore", "alice")
 
 
 def test_the_activation_log_is_append_only_and_written_by_its_trigger_only(migrated_db, editor):
-    insert = ("INSERT INTO walltrack.config_activations (config_table, config_id, version, performed_by, db_user)"
-              " SELECT 'risk_config', id, 1, 'mallory', 'mallory' FROM walltrack.risk_config WHERE status = 'default'")
+    insert = (
+        "INSERT INTO walltrack.config_activations (config_table, config_id, version, performed_by, db_user)"
+        " SELECT 'risk_config', id, 1, 'mallory', 'mallory' FROM walltrack.risk_config WHERE status = 'default'"
+    )
     with psycopg.connect(migrated_db, autocommit=True) as admin, as_role(migrated_db, editor) as ed:
-        for statement, match in [(insert, "triggers only"),
-                                 ("UPDATE walltrack.config_activations SET performed_by = 'mallory'", "append-only"),
-                                 ("DELETE FROM walltrack.config_activations", "append-only"),
-                                 ("TRUNCATE walltrack.config_activations", "append-only")]:
+        for statement, match in [
+            (insert, "triggers only"),
+            ("UPDATE walltrack.config_activations SET performed_by = 'mallory'", "append-only"),
+            ("DELETE FROM walltrack.config_activations", "append-only"),
+            ("TRUNCATE walltrack.config_activations", "append-only"),
+        ]:
             refused(ed, admin, statement, sqlstate="42501")  # no privilege
             refused(admin, admin, statement, match=match)  # the owner: refused by the triggers
         grant(admin, editor, "GRANT INSERT, UPDATE, DELETE, TRUNCATE ON walltrack.config_activations TO {role}")
@@ -282,19 +332,25 @@ def test_a_table_of_the_roles_own_cannot_borrow_the_log_writers(migrated_db, edi
         try:
             with ed.transaction():
                 ed.execute("CREATE TEMP TABLE risk_config (id UUID, status TEXT, version INT, name TEXT)")
-                ed.execute("CREATE TRIGGER a AFTER INSERT ON pg_temp.risk_config"
-                           " FOR EACH ROW EXECUTE FUNCTION walltrack.audit_config_change()")
-                ed.execute("CREATE TRIGGER b AFTER UPDATE ON pg_temp.risk_config"
-                           " FOR EACH ROW EXECUTE FUNCTION walltrack.record_config_activation()")
+                ed.execute(
+                    "CREATE TRIGGER a AFTER INSERT ON pg_temp.risk_config"
+                    " FOR EACH ROW EXECUTE FUNCTION walltrack.audit_config_change()"
+                )
+                ed.execute(
+                    "CREATE TRIGGER b AFTER UPDATE ON pg_temp.risk_config"
+                    " FOR EACH ROW EXECUTE FUNCTION walltrack.record_config_activation()"
+                )
                 ed.execute("SELECT set_config('walltrack.actor', 'alice', true)")
                 ed.execute("INSERT INTO pg_temp.risk_config VALUES (%s, 'active', 99, 'forged')", [a])
                 ed.execute("UPDATE pg_temp.risk_config SET version = 100")
         except psycopg.Error:
             pass  # refused: what must happen, at any step
-        forged_audit = admin.execute("SELECT id, action, performed_by FROM walltrack.config_audit_log WHERE id > %s",
-                                     [before[1][-1][0]["id"]]).fetchall()
-        forged_activations = admin.execute("SELECT seq, config_id, version FROM walltrack.config_activations"
-                                           " WHERE seq > %s", [before[2][-1][0]["seq"]]).fetchall()
+        forged_audit = admin.execute(
+            "SELECT id, action, performed_by FROM walltrack.config_audit_log WHERE id > %s", [before[1][-1][0]["id"]]
+        ).fetchall()
+        forged_activations = admin.execute(
+            "SELECT seq, config_id, version FROM walltrack.config_activations WHERE seq > %s", [before[2][-1][0]["seq"]]
+        ).fetchall()
         assert forged_audit == [], "a role wrote audit rows through walltrack.audit_config_change on its own table"
         assert forged_activations == [], "a role wrote activations through walltrack.record_config_activation"
         assert admin.execute("SELECT walltrack.config_rollback_target('risk')").fetchone()[0] == b
@@ -319,8 +375,10 @@ def test_the_restore_check_never_runs_a_roles_code_as_the_log_owner(migrated_db,
         ed.execute("CREATE TEMP VIEW risk_config AS SELECT NULL::uuid AS id, pg_temp.payload() AS status, 1 AS version")
         try:
             with ed.transaction():
-                ed.execute("CREATE TRIGGER r INSTEAD OF INSERT ON pg_temp.risk_config"
-                           " FOR EACH ROW EXECUTE FUNCTION walltrack.audit_config_change()")
+                ed.execute(
+                    "CREATE TRIGGER r INSTEAD OF INSERT ON pg_temp.risk_config"
+                    " FOR EACH ROW EXECUTE FUNCTION walltrack.audit_config_change()"
+                )
                 ed.execute("SELECT set_config('walltrack.audit_action', 'restore', true)")
                 ed.execute("INSERT INTO pg_temp.risk_config (id, status, version) VALUES (gen_random_uuid(), 'x', 1)")
         except psycopg.Error:
@@ -369,7 +427,9 @@ def test_a_shadowing_function_earlier_in_the_operators_search_path_never_runs(mi
 
         active = op.execute("SELECT id FROM walltrack.risk_config WHERE status = 'active'").fetchone()[0]
         draft = op.execute("SELECT walltrack.clone_config('risk', %s, NULL, 'op', 'why')", [active]).fetchone()[0]
-        op.execute("SELECT walltrack.edit_config('risk', %s, 1, %s, 'op', 'why')", [draft, Jsonb({"max_order_attempts": 9})])
+        op.execute(
+            "SELECT walltrack.edit_config('risk', %s, 1, %s, 'op', 'why')", [draft, Jsonb({"max_order_attempts": 9})]
+        )
         op.execute("SELECT walltrack.activate_config('risk', %s, 2, 'op', 'why')", [draft])
         op.execute("SELECT walltrack.rollback_config('risk', 'op', 'why')")
         op.execute("SELECT walltrack.rollback_config('risk', 'op', 'why', %s)", [draft])
@@ -380,7 +440,9 @@ def test_a_shadowing_function_earlier_in_the_operators_search_path_never_runs(mi
             op.execute("UPDATE walltrack.exit_config SET stagnation_hours = 2 WHERE id = %s", [plain])
             op.execute("UPDATE walltrack.exit_config SET status = 'archived' WHERE status = 'active'")
             op.execute("UPDATE walltrack.exit_config SET status = 'active' WHERE id = %s", [plain])
-        assert op.execute("SELECT status::text FROM walltrack.risk_config WHERE id = %s", [draft]).fetchone() == ("active",)
+        assert op.execute("SELECT status::text FROM walltrack.risk_config WHERE id = %s", [draft]).fetchone() == (
+            "active",
+        )
         assert op.execute("SELECT fn, run_as FROM evil.ran").fetchall() == []
 
 
@@ -390,14 +452,18 @@ def test_a_shadowing_function_earlier_in_the_operators_search_path_never_runs(mi
 def config_rows(url: str) -> dict:
     with psycopg.connect(url) as conn:
         rows = {t: conn.execute(f"SELECT to_jsonb(t) FROM {t} t ORDER BY id").fetchall() for t in TABLES}
-        rows["audit"] = conn.execute("SELECT to_jsonb(l) - 'db_user' - 'db_client_addr' FROM walltrack.config_audit_log l ORDER BY id").fetchall()
+        rows["audit"] = conn.execute(
+            "SELECT to_jsonb(l) - 'db_user' - 'db_client_addr' FROM walltrack.config_audit_log l ORDER BY id"
+        ).fetchall()
         return rows
 
 
 def test_u11_returns_the_database_to_v10_exactly_and_keeps_its_rows(db_at):
     url = db_at(10)
     with psycopg.connect(url, autocommit=True) as conn:
-        draft = conn.execute("INSERT INTO walltrack.risk_config (name) VALUES ('before V11') RETURNING id").fetchone()[0]
+        draft = conn.execute("INSERT INTO walltrack.risk_config (name) VALUES ('before V11') RETURNING id").fetchone()[
+            0
+        ]
         with conn.transaction():
             conn.execute("UPDATE walltrack.risk_config SET status = 'archived' WHERE status = 'active'")
             conn.execute("UPDATE walltrack.risk_config SET status = 'active' WHERE id = %s", [draft])
@@ -431,14 +497,23 @@ def test_v11_and_u11_run_as_is_with_psql(db_at):
     url = db_at(10)
     before = catalog(url)
     for script in (V11.apply, V11.undo, V11.apply):
-        done = subprocess.run([binary, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(script.path), "-d", url],
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [binary, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(script.path), "-d", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT count(*) FROM walltrack.config_activations").fetchone()[0] == len(TABLES)
-        assert conn.execute("SELECT proconfig FROM pg_proc WHERE oid = 'walltrack.config_actor'::regproc"
-                            ).fetchone()[0] == ["search_path=pg_catalog, pg_temp"]
-    done = subprocess.run([binary, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(V11.undo.path), "-d", url],
-                          capture_output=True, text=True, timeout=60)
+        assert conn.execute("SELECT proconfig FROM pg_proc WHERE oid = 'walltrack.config_actor'::regproc").fetchone()[
+            0
+        ] == ["search_path=pg_catalog, pg_temp"]
+    done = subprocess.run(
+        [binary, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(V11.undo.path), "-d", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert catalog(url) == before

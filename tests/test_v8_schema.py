@@ -30,13 +30,11 @@ def columns(conn: psycopg.Connection, schema: str) -> list[tuple]:
            FROM information_schema.columns WHERE table_schema = %s ORDER BY table_name, ordinal_position""",
         [schema],
     ).fetchall()
-    return [r[:-1] + ((r[-1] or "").replace(f"{schema}.", "SCHEMA."),) for r in rows]
+    return [(*r[:-1], (r[-1] or "").replace(f"{schema}.", "SCHEMA.")) for r in rows]
 
 
 def settings(conn: psycopg.Connection, schema: str, table: str, status: str) -> dict:
-    row = conn.execute(
-        f"SELECT to_jsonb(t) FROM {schema}.{table} t WHERE status = %s", [status]  # noqa: S608 (test-only names)
-    ).fetchone()[0]
+    row = conn.execute(f"SELECT to_jsonb(t) FROM {schema}.{table} t WHERE status = %s", [status]).fetchone()[0]
     return {k: v for k, v in row.items() if k not in META}
 
 
@@ -72,17 +70,30 @@ def test_ac2_lifecycle_columns(v8_conn):
     ).fetchone()[0]
     assert labels == ["default", "draft", "active", "archived"]
     expected = {
-        "id": "uuid", "status": "config_status", "name": "varchar", "version": "int4",
-        "created_at": "timestamptz", "updated_at": "timestamptz", "created_by": "varchar", "updated_by": "varchar",
+        "id": "uuid",
+        "status": "config_status",
+        "name": "varchar",
+        "version": "int4",
+        "created_at": "timestamptz",
+        "updated_at": "timestamptz",
+        "created_by": "varchar",
+        "updated_by": "varchar",
     }
     for table in TABLES:
-        got = dict(v8_conn.execute(
-            "SELECT column_name, udt_name FROM information_schema.columns"
-            " WHERE table_schema = 'walltrack' AND table_name = %s", [table]).fetchall())
+        got = dict(
+            v8_conn.execute(
+                "SELECT column_name, udt_name FROM information_schema.columns"
+                " WHERE table_schema = 'walltrack' AND table_name = %s",
+                [table],
+            ).fetchall()
+        )
         assert {k: got[k] for k in expected} == expected, table
         pk = v8_conn.execute(
-            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
-            " WHERE i.indrelid = %s::regclass AND i.indisprimary", [f"walltrack.{table}"]).fetchall()
+            "SELECT a.attname FROM pg_index i"
+            " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+            " WHERE i.indrelid = %s::regclass AND i.indisprimary",
+            [f"walltrack.{table}"],
+        ).fetchall()
         assert pk == [("id",)]
 
 
@@ -105,7 +116,9 @@ def test_ac4_second_active_is_refused_by_name_and_nothing_written(v8_conn, table
     with pytest.raises(psycopg.errors.UniqueViolation):
         v8_conn.execute(f"UPDATE walltrack.{table} SET status = 'active' WHERE id = %s", [draft])
     assert v8_conn.execute(f"SELECT count(*) FROM walltrack.{table} WHERE status = 'active'").fetchone()[0] == 1
-    assert v8_conn.execute(f"SELECT status::text FROM walltrack.{table} WHERE id = %s", [draft]).fetchone()[0] == "draft"
+    assert (
+        v8_conn.execute(f"SELECT status::text FROM walltrack.{table} WHERE id = %s", [draft]).fetchone()[0] == "draft"
+    )
 
 
 def _race(url: str, first_sql: str, second_sql: str) -> list[str]:
@@ -134,8 +147,10 @@ def _race(url: str, first_sql: str, second_sql: str) -> list[str]:
 
 
 def test_ac4_race_two_sessions_switching_the_active_row(v8_db):
-    switch = ("UPDATE walltrack.risk_config SET status = 'archived' WHERE status = 'active';"
-              "INSERT INTO walltrack.risk_config (name, status) VALUES ('{}', 'active')")
+    switch = (
+        "UPDATE walltrack.risk_config SET status = 'archived' WHERE status = 'active';"
+        "INSERT INTO walltrack.risk_config (name, status) VALUES ('{}', 'active')"
+    )
     assert _race(v8_db, switch.format("a"), switch.format("b")) == ["committed", "refused"]
     with psycopg.connect(v8_db) as conn:
         assert conn.execute("SELECT name FROM walltrack.risk_config WHERE status = 'active'").fetchall() == [("a",)]
@@ -152,14 +167,19 @@ def test_ac4_race_two_inserts_with_no_active_row(v8_db):
 
 def test_ac5_version_bumps_by_one_per_change_and_not_on_a_no_op(v8_conn):
     row_id, stamp = v8_conn.execute(
-        "INSERT INTO walltrack.trading_config (name) VALUES ('d') RETURNING id, updated_at").fetchone()
+        "INSERT INTO walltrack.trading_config (name) VALUES ('d') RETURNING id, updated_at"
+    ).fetchone()
 
     def version() -> tuple[int, object]:
-        return v8_conn.execute("SELECT version, updated_at FROM walltrack.trading_config WHERE id = %s", [row_id]).fetchone()
+        return v8_conn.execute(
+            "SELECT version, updated_at FROM walltrack.trading_config WHERE id = %s", [row_id]
+        ).fetchone()
 
     v8_conn.execute("UPDATE walltrack.trading_config SET base_position_pct = 3 WHERE id = %s", [row_id])
     assert version()[0] == 2 and version()[1] > stamp
-    v8_conn.execute("UPDATE walltrack.trading_config SET max_position_sol = 2, min_position_sol = 0.1 WHERE id = %s", [row_id])
+    v8_conn.execute(
+        "UPDATE walltrack.trading_config SET max_position_sol = 2, min_position_sol = 0.1 WHERE id = %s", [row_id]
+    )
     assert version()[0] == 3
     v8_conn.execute("UPDATE walltrack.trading_config SET base_position_pct = 3 WHERE id = %s", [row_id])
     assert version()[0] == 3
@@ -172,9 +192,14 @@ def test_a_name_can_be_drafted_activated_and_archived_many_times(v8_conn):
         with v8_conn.transaction():
             v8_conn.execute("INSERT INTO walltrack.cluster_config (name) VALUES ('Aggressive')")
             v8_conn.execute("UPDATE walltrack.cluster_config SET status = 'archived' WHERE status = 'active'")
-            v8_conn.execute("UPDATE walltrack.cluster_config SET status = 'active' WHERE status = 'draft' AND name = 'Aggressive'")
-    counts = dict(v8_conn.execute(
-        "SELECT status::text, count(*) FROM walltrack.cluster_config WHERE name = 'Aggressive' GROUP BY status").fetchall())
+            v8_conn.execute(
+                "UPDATE walltrack.cluster_config SET status = 'active' WHERE status = 'draft' AND name = 'Aggressive'"
+            )
+    counts = dict(
+        v8_conn.execute(
+            "SELECT status::text, count(*) FROM walltrack.cluster_config WHERE name = 'Aggressive' GROUP BY status"
+        ).fetchall()
+    )
     assert counts == {"active": 1, "archived": 4}
 
 

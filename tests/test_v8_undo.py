@@ -37,11 +37,14 @@ def test_round_trip_on_a_new_database(empty_db):
 
 
 def test_round_trip_keeps_other_walltrack_tables_and_their_rows(empty_db):
-    run_file(empty_db, """
+    run_file(
+        empty_db,
+        """
         CREATE SCHEMA walltrack;
         CREATE TABLE walltrack.wallets (address TEXT PRIMARY KEY, score NUMERIC);
         INSERT INTO walltrack.wallets VALUES ('So1ana', 0.91), ('Wa11et', 0.42);
-    """)
+    """,
+    )
     before = catalog(empty_db)
     run_file(empty_db, V8.sql)
     run_file(empty_db, U8.sql)
@@ -61,8 +64,11 @@ def test_a_table_added_after_v8_keeps_the_schema_v8_created(empty_db):
 
 def test_v8_reuses_an_enum_left_by_a_failed_run_and_u8_leaves_it(empty_db):
     # What running the story's SQL without a transaction leaves behind before it fails.
-    run_file(empty_db, "CREATE SCHEMA walltrack;"
-                       "CREATE TYPE walltrack.config_status AS ENUM ('default', 'draft', 'active', 'archived')")
+    run_file(
+        empty_db,
+        "CREATE SCHEMA walltrack;"
+        "CREATE TYPE walltrack.config_status AS ENUM ('default', 'draft', 'active', 'archived')",
+    )
     before = catalog(empty_db)
     run_file(empty_db, V8.sql)
     run_file(empty_db, U8.sql)
@@ -72,8 +78,11 @@ def test_v8_reuses_an_enum_left_by_a_failed_run_and_u8_leaves_it(empty_db):
 @pytest.mark.parametrize(
     "existing, error, message",
     [
-        ("CREATE TYPE walltrack.config_status AS ENUM ('on', 'off')", psycopg.errors.RaiseException,
-         "config_status exists with other labels"),
+        (
+            "CREATE TYPE walltrack.config_status AS ENUM ('on', 'off')",
+            psycopg.errors.RaiseException,
+            "config_status exists with other labels",
+        ),
         ("CREATE TABLE walltrack.risk_config (id INT)", psycopg.errors.DuplicateTable, "risk_config"),
     ],
 )
@@ -88,8 +97,11 @@ def test_v8_refuses_what_it_would_wrongly_adopt_and_writes_nothing(empty_db, exi
 def test_files_run_as_is_with_psql(empty_db):
     before = catalog(empty_db)
     for script in (V8, U8, V8):
-        done = subprocess.run([psql(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(script.path), "-d", empty_db],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [psql(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(script.path), "-d", empty_db],
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stderr
     with psycopg.connect(empty_db) as conn:
         assert conn.execute("SELECT count(*) FROM walltrack.trading_config").fetchone()[0] == 2

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from .lifecycle import _translated, model_of
+from .domains import AuditAction
+from .lifecycle import model_of, translated
 
 if TYPE_CHECKING:
     import psycopg
@@ -20,7 +21,7 @@ class AuditEntry:
     id: int
     config_table: str
     config_id: UUID
-    action: str
+    action: AuditAction
     old_values: dict[str, Any] | None
     new_values: dict[str, Any] | None
     changed_fields: list[str] | None
@@ -32,10 +33,15 @@ class AuditEntry:
     db_user: str | None  # the session's database user (V11); performed_by is the declared actor
     db_client_addr: str | None  # where the database saw the session come from (V11); source_ip is declared
 
-    def columns(self) -> dict[str, Any]:
+    def __post_init__(self) -> None:
+        # The database hands the action over as text; an action the trigger cannot write is refused here.
+        object.__setattr__(self, "action", AuditAction(self.action))
+
+    def columns(self) -> dict[str, object]:
         """Every column under its own name (JSON-ready values)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return values | {"config_id": str(self.config_id), "performed_at": self.performed_at.isoformat()}
+        values: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
+        return values | {"config_id": str(self.config_id), "action": self.action.value,
+                         "performed_at": self.performed_at.isoformat()}
 
 
 def history(conn: psycopg.Connection, domain: str, limit: int = 50, since: datetime | None = None) -> list[AuditEntry]:
@@ -49,7 +55,7 @@ def history(conn: psycopg.Connection, domain: str, limit: int = 50, since: datet
                FROM walltrack.config_audit_log
                WHERE config_table = %s AND performed_at >= coalesce(%s, '-infinity'::timestamptz)
                ORDER BY id DESC LIMIT %s"""
-    with _translated(domain), conn.cursor(row_factory=class_row(AuditEntry)) as cur:
+    with translated(domain), conn.cursor(row_factory=class_row(AuditEntry)) as cur:
         return cur.execute(query, [table, since, limit]).fetchall()
 
 
@@ -59,6 +65,9 @@ def snapshot(conn: psycopg.Connection, domain: str, row_id: UUID, version: int) 
     query = """SELECT new_values FROM walltrack.config_audit_log
                WHERE config_table = %s AND config_id = %s AND (new_values ->> 'version')::int = %s
                ORDER BY id DESC LIMIT 1"""
-    with _translated(domain):
+    with translated(domain):
         found = conn.execute(query, [table, row_id, version]).fetchone()
-    return found[0] if found else None
+    if found is None:
+        return None
+    values: dict[str, Any] = found[0]  # new_values: the row's columns, as JSON
+    return values

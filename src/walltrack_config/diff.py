@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Protocol
 
 from pydantic import BaseModel
-
 
 LABELS = ("name", "description")  # a row's own fields beside its settings
 
@@ -15,8 +14,8 @@ LABELS = ("name", "description")  # a row's own fields beside its settings
 @dataclass(frozen=True)
 class Change:
     field: str
-    old: Any
-    new: Any
+    old: object
+    new: object
 
 
 def diff(old: BaseModel, new: BaseModel) -> list[Change]:
@@ -30,7 +29,7 @@ def diff(old: BaseModel, new: BaseModel) -> list[Change]:
     ]
 
 
-def _same(a: Any, b: Any) -> bool:
+def _same(a: object, b: object) -> bool:
     """Equal, where a NaN (stored before V11) is the same as a NaN, as it is in PostgreSQL."""
     if isinstance(a, Decimal) and isinstance(b, Decimal) and a.is_nan() and b.is_nan():
         return True
@@ -38,11 +37,14 @@ def _same(a: Any, b: Any) -> bool:
 
 
 class Labelled(Protocol):
-    """A config row as diff_rows needs it (lifecycle.ConfigRow fits)."""
+    """A config row as diff_rows needs it, read-only (lifecycle.ConfigRow, a frozen dataclass, fits)."""
 
-    name: str
-    description: str | None
-    settings: BaseModel
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def settings(self) -> BaseModel: ...
 
 
 def diff_rows(old: Labelled, new: Labelled) -> list[Change]:

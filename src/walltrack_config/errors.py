@@ -1,7 +1,19 @@
 """One exception family for everything walltrack-config refuses.
 
 Errors carry data (paths, versions, tables); the command line turns them into a
-message and an exit code, nowhere else.
+message and an exit code, nowhere else. Each class also says which HTTP status a web
+front door would answer with, so every door maps a refusal the same way:
+
+* 400: the input itself is malformed (a file, a migration folder, a command line);
+* 404: the domain or row asked for does not exist;
+* 409: the request conflicts with the state it found (a lifecycle rule, a concurrent
+  change, an ambiguous reference, nothing left to do, migrations that do not fit);
+* 412: the caller's precondition failed: the row is no longer at the version it reviewed;
+* 422: well-formed input whose values the rules refuse, or a stored row they refuse;
+* 503: the database is unreachable, misconfigured, not migrated far enough, or busy
+  (a lock held longer than we wait: the same request succeeds once it is released).
+
+Never 500: an error walltrack-config raises on purpose is never "internal".
 """
 
 from __future__ import annotations
@@ -14,7 +26,9 @@ class ConfigError(Exception):
     """Base of every error walltrack-config raises on purpose."""
 
     #: 1 = refused (bad value, conflict, nothing to do); 2 = usage or connection.
-    exit_code = 1
+    exit_code: int = 1
+    #: the HTTP status a web front door answers with (see the module's docstring)
+    http_status: int = 400
 
 
 # -- where the data lives ---------------------------------------------------
@@ -24,12 +38,21 @@ class DatabaseError(ConfigError):
     """The database could not be reached or used."""
 
     exit_code = 2
+    http_status = 503
 
 
 class InvalidDatabaseUrl(DatabaseError):
     def __init__(self, url: str, reason: str):
         self.url, self.reason = url, reason
-        super().__init__(f"invalid database URL {url!r}: {reason}")
+        super().__init__(f"invalid database URL {_without_password(url)!r}: {reason}")
+
+
+def _without_password(url: str) -> str:
+    """The URL as it may be shown: a password in it (user:secret@ or password=secret) replaced by ***."""
+    import re
+
+    url = re.sub(r"(://[^/@:?#]*:)[^@/?#]*@", r"\1***@", url)
+    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", r"\1***", url, flags=re.IGNORECASE)
 
 
 class DatabaseUnavailable(DatabaseError):
@@ -42,6 +65,14 @@ class LiveConfigUnavailable(DatabaseError):
     """No database at start, no saved settings, and the defaults were not asked for."""
 
 
+class UnexpectedReply(DatabaseError):
+    """The database answered a query in a way no schema of ours does (no row where one is always returned)."""
+
+    def __init__(self, query: str, expected: str):
+        self.query, self.expected = query, expected
+        super().__init__(f"the database answered {query!r} without {expected}; is it a walltrack database?")
+
+
 class EmbeddedServerError(DatabaseError):
     def __init__(self, pgdata: Path, reason: str):
         self.pgdata, self.reason = pgdata, reason
@@ -52,7 +83,9 @@ class EmbeddedServerError(DatabaseError):
 
 
 class MigrationError(ConfigError):
-    """A migration folder or run was refused."""
+    """A migration folder or run was refused: it does not fit what the database has (409)."""
+
+    http_status = 409
 
 
 @dataclass(frozen=True)
@@ -65,6 +98,10 @@ class Problem:
 
 
 class MalformedMigrations(MigrationError):
+    """The migration files themselves are malformed: bad input, whatever the database holds."""
+
+    http_status = 400
+
     def __init__(self, directory: Path, problems: list[Problem]):
         self.directory, self.problems = directory, problems
         listed = "; ".join(str(p) for p in problems)
@@ -96,7 +133,12 @@ class MigrationFailed(MigrationError):
 
 
 class MigrationLockTimeout(MigrationError):
-    """Another runner held the migration lock for longer than --lock-timeout."""
+    """Another runner held the migration lock for longer than --lock-timeout.
+
+    503, as ConfigBusy: the request is fine and succeeds once the other runner is done.
+    """
+
+    http_status = 503
 
     def __init__(self, pid: int | None, seconds: float):
         self.pid, self.seconds = pid, seconds
@@ -152,6 +194,8 @@ class MissingUndo(MigrationError):
 
 
 class NotFound(ConfigError):
+    http_status = 404
+
     def __init__(self, table: str, id: object = None, message: str | None = None):
         self.table, self.id = table, id
         super().__init__(message or f"no row {id} in {table}")
@@ -165,6 +209,8 @@ class UnknownDomain(NotFound):
 
 class InvalidTransition(ConfigError):
     """A lifecycle rule was broken; `hint` says what to do instead."""
+
+    http_status = 409
 
     def __init__(self, table: str, message: str, hint: str | None = None, id: object = None):
         self.table, self.hint, self.id = table, hint, id
@@ -181,6 +227,8 @@ class FieldError:
 
 
 class InvalidValue(ConfigError):
+    http_status = 422
+
     def __init__(self, table: str, errors: list[FieldError]):
         self.table, self.errors = table, errors
         super().__init__(f"invalid {table}: " + "; ".join(map(str, errors)))
@@ -198,15 +246,28 @@ class UnknownField(InvalidValue):
 
 
 class ConcurrentChange(ConfigError):
-    """Someone else changed the row first; reload and try again."""
+    """Someone else changed the row first; reload and try again.
+
+    409; a StaleVersion (the caller's reviewed version is no longer current) is 412.
+    """
+
+    http_status = 409
 
     def __init__(self, table: str, message: str, id: object = None, expected: int | None = None):
         self.table, self.id, self.expected = table, id, expected
         super().__init__(message if message.endswith("again") else f"{message}; reload and try again")
 
 
+class StaleVersion(ConcurrentChange):
+    """The row (or rollback target) is no longer the one the caller read and reviewed: a failed precondition."""
+
+    http_status = 412
+
+
 class InvalidFile(ConfigError):
     """A settings file that cannot be read as one."""
+
+    http_status = 400
 
     def __init__(self, source: str, reason: str, line: int | None = None):
         self.source, self.reason, self.line = source, reason, line
@@ -215,11 +276,15 @@ class InvalidFile(ConfigError):
 
 
 class NothingToDo(ConfigError):
-    """The command would change nothing (or the operator said no)."""
+    """The command would change nothing (or the operator said no): 409, the state already is as asked."""
+
+    http_status = 409
 
 
 class UsageError(ConfigError):
     """The command cannot run as asked (a missing editor, a bad environment)."""
+
+    http_status = 400
 
     exit_code = 2
 
@@ -239,6 +304,8 @@ class SchemaOutdated(DatabaseError):
 class AmbiguousRow(ConfigError):
     """A row reference (id prefix or name) that matches several rows."""
 
+    http_status = 409
+
     def __init__(self, table: str, ref: str, candidates: list[str]):
         self.table, self.ref, self.candidates = table, ref, candidates
         super().__init__(f"{ref!r} matches {len(candidates)} rows of {table}: {'; '.join(candidates)}; "
@@ -247,6 +314,8 @@ class AmbiguousRow(ConfigError):
 
 class UnreadableRow(ConfigError):
     """A stored row whose values the models refuse (for example a NaN written before V11)."""
+
+    http_status = 422
 
     def __init__(self, table: str, id: object, name: str, errors: list[FieldError]):
         self.table, self.id, self.name, self.errors = table, id, name, errors
@@ -259,6 +328,8 @@ class UnreadableRow(ConfigError):
 
 class InvalidImport(ConfigError):
     """Everything wrong with an import file at once, so one run finds all of it."""
+
+    http_status = 400
 
     def __init__(self, source: str, problems: list[FieldError]):
         self.source, self.problems = source, problems
@@ -276,13 +347,21 @@ class InvalidImport(ConfigError):
 class RepeatedSetting(ConfigError):
     """A KEY=VALUE given twice: keeping either one would change a value the operator did not see."""
 
+    http_status = 400
+
     def __init__(self, field: str):
         self.field = field
         super().__init__(f"{field} given twice; give each setting once")
 
 
 class ConfigBusy(ConfigError):
-    """Another session's change held the configuration's write lock for longer than we wait."""
+    """Another session's change held the configuration's write lock for longer than we wait.
+
+    503, not 409: nothing in the request conflicts with the configuration; the same request succeeds
+    once the other change commits, which is what "unavailable for now, retry" says.
+    """
+
+    http_status = 503
 
     def __init__(self, table: str, waited: str | None = None):
         self.table, self.waited = table, waited

@@ -6,21 +6,26 @@ import codecs
 import difflib
 import functools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from pydantic import ValidationError
 
 from . import lifecycle
 from .diff import Change, diff
-from .errors import ConcurrentChange, FieldError, InvalidFile, InvalidImport, NothingToDo, UsageError
-from .lifecycle import ConfigRow, _field_errors
-from .models import DOMAINS, MODELS, Settings, plain
+from .domains import DOMAINS
+from .errors import FieldError, InvalidFile, InvalidImport, NothingToDo, StaleVersion, UsageError
+from .lifecycle import ConfigRow, field_errors
+from .models import MODELS, Settings, plain
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable
+
     import psycopg
+    import yaml
 
 FORMAT = "walltrack-config/1"
 
@@ -31,6 +36,20 @@ MAX_VALUE_BYTES = 64 << 10
 #: A settings file nests about 7 levels (domains, domain, settings, tiers, tier, value); parsers
 #: recurse once per level, so far deeper input would exhaust Python's stack instead of being refused.
 MAX_DEPTH = 32
+
+
+class ExportedDomain(TypedDict):
+    name: str  # the active row's
+    version: int
+    settings: dict[str, object]  # plain values (see models.plain)
+
+
+class Export(TypedDict):
+    """A settings file, as export_document writes it and loads reads it back."""
+
+    format: str  # FORMAT
+    exported_at: str  # ISO 8601, UTC
+    domains: dict[str, ExportedDomain]
 
 
 @dataclass(frozen=True)
@@ -45,7 +64,7 @@ class ImportPlan:
     description: str | None = None
 
 
-def export_document(conn: psycopg.Connection, domains: list[str] | None = None) -> dict[str, Any]:
+def export_document(conn: psycopg.Connection, domains: list[str] | None = None) -> Export:
     """The active settings of the domains (all by default), as one document."""
     chosen = domains or list(DOMAINS)
     for domain in chosen:
@@ -53,14 +72,14 @@ def export_document(conn: psycopg.Connection, domains: list[str] | None = None) 
     rows = {domain: lifecycle.active_row(conn, domain).readable() for domain in chosen}
     return {
         "format": FORMAT,
-        "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "domains": {
             d: {"name": r.name, "version": r.version, "settings": plain(r.settings)} for d, r in rows.items()
         },
     }
 
 
-def dumps(document: dict[str, Any], fmt: str = "yaml") -> str:
+def dumps(document: Mapping[str, object], fmt: str = "yaml") -> str:
     if fmt == "json":
         return json.dumps(document, indent=2) + "\n"
     import yaml
@@ -75,7 +94,7 @@ def read_file(path: Path) -> str:
             data = handle.read(MAX_FILE_BYTES + 1)
             size = path.stat().st_size
     except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from exc
     return read_text(data, str(path), size=size)
 
 
@@ -99,7 +118,7 @@ def read_text(data: bytes, source: str, *, size: int | None = None) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise InvalidFile(source, f"not UTF-8 text (byte 0x{data[exc.start]:02x} is not UTF-8; save it as UTF-8)",
-                          line) from None
+                          line) from exc
 
 
 def json_depth(text: str) -> int:
@@ -124,7 +143,7 @@ def json_depth(text: str) -> int:
     return deepest
 
 
-def loads(text: str, source: str = "<input>") -> dict[str, Any]:
+def loads(text: str, source: str = "<input>") -> dict[str, object]:
     """A YAML or JSON document (YAML reads both), as a mapping; InvalidFile otherwise.
 
     Also refused: a key given twice (one of its values would be dropped unseen), an alias (a few bytes
@@ -142,13 +161,13 @@ def loads(text: str, source: str = "<input>") -> dict[str, Any]:
     try:
         document = loader.get_single_data()
     except _Refused as exc:
-        raise InvalidFile(source, exc.reason, exc.line) from None
-    except RecursionError:
-        raise InvalidFile(source, f"nested too deeply (more than {MAX_DEPTH} levels)") from None
+        raise InvalidFile(source, exc.reason, exc.line) from exc
+    except RecursionError as exc:
+        raise InvalidFile(source, f"nested too deeply (more than {MAX_DEPTH} levels)") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InvalidFile(source, f"not valid YAML or JSON: {reason}", mark.line + 1 if mark else None) from None
+        raise InvalidFile(source, f"not valid YAML or JSON: {reason}", mark.line + 1 if mark else None) from exc
     finally:
         loader.dispose()
     if not isinstance(document, dict):
@@ -168,16 +187,22 @@ def _size(n: int) -> str:
     return f"{n:,} bytes"
 
 
+class _Mark(Protocol):
+    """A place in a YAML text, as both of PyYAML's Mark classes (pure Python and libyaml's) give it."""
+
+    line: int  # from 0
+
+
 class _Refused(Exception):
     """Raised inside the YAML loader; loads turns it into InvalidFile, which needs the source's name."""
 
-    def __init__(self, reason: str, mark: Any = None):
+    def __init__(self, reason: str, mark: _Mark | None = None):
         self.reason, self.line = reason, mark.line + 1 if mark is not None else None
         super().__init__(reason)
 
 
 @functools.cache
-def _loader() -> type:
+def _loader() -> type[yaml.SafeLoader]:
     import yaml
 
     class Loader(yaml.SafeLoader):
@@ -185,20 +210,25 @@ def _loader() -> type:
 
         depth = 0
 
-        def compose_node(self, parent: Any, index: Any) -> Any:
+        def _next_mark(self) -> _Mark | None:
+            # types-PyYAML leaves Parser.peek_event unannotated; it returns the next yaml.Event.
+            event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+            return event.start_mark
+
+        def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
             if self.check_event(yaml.AliasEvent):
-                raise _Refused("uses an alias (*name); write the value out in full", self.peek_event().start_mark)
+                raise _Refused("uses an alias (*name); write the value out in full", self._next_mark())
             self.depth += 1
             try:
                 if self.depth > MAX_DEPTH:
-                    raise _Refused(f"nested too deeply (more than {MAX_DEPTH} levels)", self.peek_event().start_mark)
+                    raise _Refused(f"nested too deeply (more than {MAX_DEPTH} levels)", self._next_mark())
                 return super().compose_node(parent, index)
             finally:
                 self.depth -= 1
 
-        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
             if isinstance(node, yaml.MappingNode):
-                first_seen: dict[Any, Any] = {}
+                first_seen: dict[Hashable, yaml.Node] = {}
                 for key_node, _ in node.value:
                     if key_node.tag == "tag:yaml.org,2002:merge":
                         continue  # '<<:' may repeat; the keys it brings in are overridable by design
@@ -216,19 +246,19 @@ def _loader() -> type:
 
 
 @functools.cache
-def _dumper() -> type:
+def _dumper() -> type[yaml.SafeDumper]:
     import yaml
 
     class Dumper(yaml.SafeDumper):
         """Writes shared values out in full: loads refuses aliases, and an export must import."""
 
-        def ignore_aliases(self, data: Any) -> bool:
+        def ignore_aliases(self, data: object) -> bool:
             return True
 
     return Dumper
 
 
-def plan(conn: psycopg.Connection, document: dict[str, Any], source: str = "<input>") -> list[ImportPlan]:
+def plan(conn: psycopg.Connection, document: Mapping[str, object], source: str = "<input>") -> list[ImportPlan]:
     """Check every domain of a document against its model; the domains that differ from the active ones.
 
     Settings a domain leaves out keep their active values. Nothing is written. Every problem in the
@@ -273,7 +303,7 @@ def plan(conn: psycopg.Connection, document: dict[str, Any], source: str = "<inp
         try:
             imported = model.model_validate(active.settings.model_dump() | known)
         except ValidationError as exc:
-            for raw, error in zip(exc.errors(), _field_errors(exc)):
+            for raw, error in zip(exc.errors(), field_errors(exc), strict=True):
                 # a rule over several fields is a CHECK constraint too: its name finds it in the schema
                 rule = f" (rule {raw['type']})" if raw["type"].startswith("chk_") else ""
                 problems.append(FieldError(f"{domain}.{error.field}", error.message + rule))
@@ -289,7 +319,7 @@ def plan(conn: psycopg.Connection, document: dict[str, Any], source: str = "<inp
     return plans
 
 
-def _short(value: Any, limit: int = 40) -> str:
+def _short(value: object, limit: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -307,9 +337,10 @@ def apply(conn: psycopg.Connection, plans: list[ImportPlan], *, actor: str, reas
         for p in plans:
             live = lifecycle.active_row(conn, p.domain)
             if (live.id, live.version) != (p.active.id, p.active.version):
-                raise ConcurrentChange(lifecycle.table_of(p.domain),
-                                       f"the live {p.domain} config changed since the import was reviewed "
-                                       f"('{p.active.name}' → '{live.name}'); review again")
+                raise StaleVersion(lifecycle.table_of(p.domain),
+                                   f"the live {p.domain} config changed since the import was reviewed "
+                                   f"('{p.active.name}' → '{live.name}'); review again", p.active.id,
+                                   p.active.version)
             drafts = lifecycle.drafts(conn, p.domain)
             draft = next((d for d in drafts if _holds(d, p)), None)
             if draft is None:
@@ -318,7 +349,7 @@ def apply(conn: psycopg.Connection, plans: list[ImportPlan], *, actor: str, reas
                 taken = any(d.name == p.name for d in drafts)
                 draft = lifecycle.clone(conn, p.domain, p.active.id, actor=actor, reason=reason,
                                         name=None if taken else p.name)
-                changes: dict[str, Any] = {c.field: c.new for c in p.changes}
+                changes: dict[str, object] = {c.field: c.new for c in p.changes}
                 if p.description is not None:
                     changes["description"] = p.description
                 draft = lifecycle.edit(conn, p.domain, draft.id, draft.version, changes, actor=actor, reason=reason)

@@ -2,35 +2,40 @@
 
 Every change goes through the SQL functions of schema walltrack (so psql users get the same
 rules) and takes an actor and a reason for the audit trail. PostgreSQL's errors are turned
-into the ConfigError family here, once.
+into the ConfigError family here, once: see SQLSTATES and `translate`.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, LiteralString
 from uuid import UUID
 
 from pydantic import ValidationError
 
+from . import db
+from .domains import DOMAINS, STATUSES, Status
 from .errors import (
     AmbiguousRow,
     ConcurrentChange,
     ConfigBusy,
+    ConfigError,
     DatabaseUnavailable,
     FieldError,
     InvalidTransition,
     InvalidValue,
     NotFound,
+    StaleVersion,
+    UnexpectedReply,
     UnknownDomain,
     UnknownField,
     UnreadableRow,
 )
-from .models import DOMAINS, MODELS, NAME_RULE, NAME_RULES, Settings, name_problem, plain
+from .models import MODELS, NAME_RULE, NAME_RULES, Settings, name_problem, plain
 
 if TYPE_CHECKING:
     import psycopg
@@ -77,9 +82,9 @@ class ConfigRow:
             raise UnreadableRow(table_of(self.domain), self.id, self.name, list(self.problems))
         return self
 
-    def columns(self) -> dict[str, Any]:
+    def columns(self) -> dict[str, object]:
         """Every column of the table under its own name, in the table's order (JSON-ready values)."""
-        meta = {name: getattr(self, name) for name in META}
+        meta: dict[str, object] = {name: getattr(self, name) for name in META}
         meta.update(id=str(self.id), created_at=self.created_at.isoformat(), updated_at=self.updated_at.isoformat())
         head, tail = META[:4], META[4:]  # V8's layout: id, name, status, version, settings..., description, ...
         return {k: meta[k] for k in head} | plain(self.settings) | {k: meta[k] for k in tail}
@@ -88,8 +93,8 @@ class ConfigRow:
 def model_of(domain: str) -> type[Settings]:
     try:
         return MODELS[domain]
-    except KeyError:
-        raise UnknownDomain(domain, DOMAINS) from None
+    except KeyError as exc:
+        raise UnknownDomain(domain, DOMAINS) from exc
 
 
 def table_of(domain: str) -> str:
@@ -122,13 +127,13 @@ def rows(conn: psycopg.Connection, domain: str, status: str | None = None) -> li
     """Rows of a domain, newest first, optionally of one status."""
     if status is None:
         return _select(conn, domain, "true")
-    if status not in ("default", "draft", "active", "archived"):
-        raise InvalidValue(table_of(domain), [FieldError("status", "one of default, draft, active, archived")])
-    return _select(conn, domain, "status = %s", [status])
+    if status not in STATUSES:
+        raise InvalidValue(table_of(domain), [FieldError("status", f"one of {', '.join(STATUSES)}")])
+    return _select(conn, domain, "status = %s", [str(status)])  # a Status is sent as its text
 
 
 def drafts(conn: psycopg.Connection, domain: str) -> list[ConfigRow]:
-    return rows(conn, domain, "draft")
+    return rows(conn, domain, Status.DRAFT)
 
 
 def only_draft(conn: psycopg.Connection, domain: str) -> ConfigRow:
@@ -137,7 +142,8 @@ def only_draft(conn: psycopg.Connection, domain: str) -> ConfigRow:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise NotFound(table_of(domain), message=f"{domain} has no draft; create one with: walltrack-config draft {domain}")
+        raise NotFound(table_of(domain),
+                       message=f"{domain} has no draft; create one with: walltrack-config draft {domain}")
     listed = ", ".join(f"{row.id} ({row.name})" for row in found)
     raise InvalidTransition(table_of(domain), f"{domain} has {len(found)} drafts: {listed}", "name one with --draft ID")
 
@@ -145,11 +151,11 @@ def only_draft(conn: psycopg.Connection, domain: str) -> ConfigRow:
 def resolve(conn: psycopg.Connection, domain: str, ref: UUID | str | None) -> ConfigRow:
     """A row by reference: 'active', 'default', 'draft' (the only one), 'archived' (the one a rollback
     brings back), an id, a unique id prefix of at least 6 characters, or an exact name."""
-    if ref in (None, "draft"):
+    if ref in (None, Status.DRAFT):
         return only_draft(conn, domain)
-    if ref == "archived":
+    if ref == Status.ARCHIVED:
         return rollback_target(conn, domain)
-    if ref in ("active", "default"):
+    if ref in (Status.ACTIVE, Status.DEFAULT):
         found = rows(conn, domain, str(ref))
         if not found:
             raise NotFound(table_of(domain), message=f"{domain} has no {ref} row")
@@ -163,19 +169,20 @@ def resolve(conn: psycopg.Connection, domain: str, ref: UUID | str | None) -> Co
     if len(found) == 1:
         return found[0]
     if not found:
-        raise NotFound(table_of(domain), text, f"no row of {domain} is {text!r} (give active, default, draft, archived, "
+        raise NotFound(table_of(domain), text,
+                       f"no row of {domain} is {text!r} (give active, default, draft, archived, "
                        f"an id, an id prefix of {PREFIX_LENGTH}+ characters, or a name)")
     raise AmbiguousRow(table_of(domain), text, [f"{r.id} {r.status} '{r.name}' v{r.version}" for r in found])
 
 
 def rollback_target(conn: psycopg.Connection, domain: str) -> ConfigRow:
     """The archived row that was live most recently: what a rollback makes live again."""
-    with _translated(domain):
-        target = conn.execute("SELECT walltrack.config_rollback_target(%s)", [domain]).fetchone()
-    if target is None or target[0] is None:
+    with translated(domain):
+        target = db.scalar(conn, "SELECT walltrack.config_rollback_target(%s)", [domain], UUID, nullable=True)
+    if target is None:
         raise InvalidTransition(table_of(domain), f"nothing to roll back to in {domain}",
                                 "a rollback needs an earlier active config")
-    return get(conn, domain, target[0])
+    return get(conn, domain, target)
 
 
 def last_activation(conn: psycopg.Connection, domain: str, row_id: UUID) -> Activation | None:
@@ -184,7 +191,7 @@ def last_activation(conn: psycopg.Connection, domain: str, row_id: UUID) -> Acti
 
     query = ("SELECT seq, config_id, version, performed_by, db_user, reason, activated_at"
              " FROM walltrack.config_activations WHERE config_table = %s AND config_id = %s ORDER BY seq DESC LIMIT 1")
-    with _translated(domain), conn.cursor(row_factory=class_row(Activation)) as cur:
+    with translated(domain), conn.cursor(row_factory=class_row(Activation)) as cur:
         return cur.execute(query, [model_of(domain).table, row_id]).fetchone()
 
 
@@ -192,17 +199,18 @@ def comments(conn: psycopg.Connection, domain: str) -> dict[str, str]:
     """Each column's comment: its meaning and unit, as the database documents them."""
     query = ("SELECT attname, col_description(attrelid, attnum) FROM pg_attribute"
              " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped")
-    with _translated(domain):
+    with translated(domain):
         return {name: text or "" for name, text in conn.execute(query, [table_of(domain)])}
 
 
-def _select(conn: psycopg.Connection, domain: str, where: str, params: list | None = None) -> list[ConfigRow]:
+def _select(conn: psycopg.Connection, domain: str, where: LiteralString,
+            params: Sequence[object] | None = None) -> list[ConfigRow]:
     from psycopg import sql
     from psycopg.rows import dict_row
 
     query = sql.SQL("SELECT * FROM walltrack.{} WHERE {} ORDER BY created_at DESC, id").format(
         sql.Identifier(model_of(domain).table), sql.SQL(where))
-    with _translated(domain), conn.cursor(row_factory=dict_row) as cur:
+    with translated(domain), conn.cursor(row_factory=dict_row) as cur:
         return [_row(domain, record) for record in cur.execute(query, params)]
 
 
@@ -214,14 +222,14 @@ def _row(domain: str, record: dict[str, Any]) -> ConfigRow:
         return ConfigRow(domain=domain, settings=model.model_validate(record), **meta)
     except ValidationError as exc:
         # A row stored before a rule existed: shown as it is, never handed to a bot (see ConfigRow.readable).
-        return ConfigRow(domain=domain, settings=_as_stored(model, record), problems=tuple(_field_errors(exc)), **meta)
+        return ConfigRow(domain=domain, settings=_as_stored(model, record), problems=tuple(field_errors(exc)), **meta)
 
 
 def _as_stored(model: type[Settings], record: dict[str, Any]) -> Settings:
     """The settings as stored, each field typed where it can be (the drawdown tiers as tiers), raw where not."""
     from pydantic import TypeAdapter
 
-    values = {}
+    values: dict[str, Any] = {}  # typed where the field's type takes the value, raw (as the database gave it) where not
     for name, info in model.model_fields.items():
         try:
             values[name] = TypeAdapter(info.rebuild_annotation()).validate_python(record[name])
@@ -237,21 +245,20 @@ def clone(conn: psycopg.Connection, domain: str, source: UUID | str = "active", 
           reason: str | None = None, name: str | None = None) -> ConfigRow:
     """A new draft copied from a row: 'active', 'default' or an id."""
     _check_name(domain, name)
-    source_id = resolve(conn, domain, source).id if source in ("active", "default") else _uuid(domain, source)
-    new_id = _call(conn, domain, "clone_config", source_id, name, actor, reason)
-    return get(conn, domain, new_id)
+    source_id = resolve(conn, domain, source).id if source in (Status.ACTIVE, Status.DEFAULT) else _uuid(domain, source)
+    return get(conn, domain, _call_for_id(conn, domain, "clone_config", source_id, name, actor, reason))
 
 
 def restore(conn: psycopg.Connection, domain: str, archived_id: UUID | str, *, actor: str,
             reason: str | None = None, name: str | None = None) -> ConfigRow:
     """A new draft with the settings of an archived row."""
     _check_name(domain, name)
-    new_id = _call(conn, domain, "restore_config", _uuid(domain, archived_id), name, actor, reason)
+    new_id = _call_for_id(conn, domain, "restore_config", _uuid(domain, archived_id), name, actor, reason)
     return get(conn, domain, new_id)
 
 
 def edit(conn: psycopg.Connection, domain: str, draft_id: UUID | str, version: int,
-         changes: Mapping[str, Any], *, actor: str, reason: str | None = None) -> ConfigRow:
+         changes: Mapping[str, object], *, actor: str, reason: str | None = None) -> ConfigRow:
     """Change a draft's settings (and name or description); `version` is the one you read.
 
     Values are checked against the typed model before anything is written; a stale version is refused.
@@ -267,12 +274,12 @@ def edit(conn: psycopg.Connection, domain: str, draft_id: UUID | str, version: i
     try:
         merged = model.model_validate(current.settings.model_dump() | settings)
     except ValidationError as exc:
-        errors = _field_errors(exc)
+        errors = field_errors(exc)
         stored = {e.field for e in current.problems}
         if current.problems and not stored & set(settings):
             # The draft itself holds what the models refuse (a NaN from before V11): say which row and field.
-            raise UnreadableRow(table, current.id, current.name, list(current.problems)) from None
-        raise InvalidValue(table, errors) from None
+            raise UnreadableRow(table, current.id, current.name, list(current.problems)) from exc
+        raise InvalidValue(table, errors) from exc
     if "name" in changes:
         _check_name(domain, changes["name"])
     payload = merged.model_dump(mode="json", include=set(settings)) | {k: changes[k] for k in LABELS if k in changes}
@@ -289,7 +296,7 @@ def activate(conn: psycopg.Connection, domain: str, draft_id: UUID | str, *, exp
     A draft edited since it was reviewed (its version is no longer `expected_version`) is refused.
     """
     row_id = _uuid(domain, draft_id)
-    return get(conn, domain, _call(conn, domain, "activate_config", row_id, expected_version, actor, reason))
+    return get(conn, domain, _call_for_id(conn, domain, "activate_config", row_id, expected_version, actor, reason))
 
 
 def rollback(conn: psycopg.Connection, domain: str, *, actor: str, reason: str | None = None,
@@ -299,7 +306,7 @@ def rollback(conn: psycopg.Connection, domain: str, *, actor: str, reason: str |
     With `expected_id` (the target the caller reviewed), another target is refused.
     """
     expected = None if expected_id is None else _uuid(domain, expected_id)
-    return get(conn, domain, _call(conn, domain, "rollback_config", actor, reason, expected))
+    return get(conn, domain, _call_for_id(conn, domain, "rollback_config", actor, reason, expected))
 
 
 def discard(conn: psycopg.Connection, domain: str, draft_id: UUID | str, *, actor: str,
@@ -313,18 +320,27 @@ def lock_writes(conn: psycopg.Connection) -> None:
 
     What a transaction reads after this stays as it is until it commits: no other change can slip in.
     """
-    with _translated("trading"):
+    with translated("trading"):
         conn.execute("SELECT walltrack.lock_config_writes()")
 
 
-def _call(conn: psycopg.Connection, domain: str, function: str, *args: Any) -> Any:
+def _call(conn: psycopg.Connection, domain: str, function: LiteralString, *args: object) -> object:
+    """walltrack.<function>(domain, *args), in a transaction of its own (a savepoint in the caller's); its result."""
     from psycopg import sql
 
     query = sql.SQL("SELECT walltrack.{}({})").format(
         sql.Identifier(function), sql.SQL(", ").join([sql.Placeholder()] * (len(args) + 1)))
     model_of(domain)  # an unknown domain is refused before any SQL
-    with _translated(domain), conn.transaction():
-        return conn.execute(query, [domain, *args]).fetchone()[0]
+    with translated(domain), conn.transaction():
+        return db.scalar(conn, query, [domain, *args], object)
+
+
+def _call_for_id(conn: psycopg.Connection, domain: str, function: LiteralString, *args: object) -> UUID:
+    """_call, for the functions that return the id of the row they made or made live."""
+    row_id = _call(conn, domain, function, *args)
+    if not isinstance(row_id, UUID):
+        raise UnexpectedReply(f"walltrack.{function}(...)", f"a row id (it returned {row_id!r})")
+    return row_id
 
 
 def _check_name(domain: str, name: object) -> None:
@@ -335,11 +351,12 @@ def _check_name(domain: str, name: object) -> None:
 def _uuid(domain: str, value: UUID | str) -> UUID:
     try:
         return value if isinstance(value, UUID) else UUID(str(value))
-    except ValueError:
-        raise NotFound(table_of(domain), value, f"{value!r} is not a row id (a UUID)") from None
+    except ValueError as exc:
+        raise NotFound(table_of(domain), value, f"{value!r} is not a row id (a UUID)") from exc
 
 
-def _field_errors(exc: ValidationError) -> list[FieldError]:
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """A pydantic refusal as FieldErrors: a rule over several fields names them all (its ctx says which)."""
     found = []
     for error in exc.errors():
         fields = (error.get("ctx") or {}).get("fields") or [".".join(str(p) for p in error["loc"]) or "?"]
@@ -347,45 +364,93 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
     return found
 
 
+# -- PostgreSQL's refusals, as the ConfigError family ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """What PostgreSQL said when it refused a statement, as the SQLSTATE table's factories read it."""
+
+    domain: str
+    table: str  # walltrack.<domain>_config
+    message: str
+    hint: str | None
+    constraint: str | None
+    column: str | None
+
+
+#: Makes the ConfigError a refusal means, or None when the refusal is not what the entry is about (then the
+#: entry of its SQLSTATE class decides, see translate).
+RefusalFactory = Callable[[Refusal], ConfigError | None]
+
+
+def _check_violation(r: Refusal) -> ConfigError | None:
+    if not r.constraint:
+        return None
+    if r.constraint in NAME_RULES:
+        return InvalidValue(r.table, [FieldError("name", NAME_RULE)])
+    fields = model_of(r.domain).fields_of(r.constraint) or (r.constraint,)
+    rule = "must be a finite number, not NaN" if r.constraint.endswith("_finite") else f"breaks rule {r.constraint}"
+    return InvalidValue(r.table, [FieldError(", ".join(fields), rule)])
+
+
+def _unique_violation(r: Refusal) -> ConfigError | None:
+    if r.constraint and r.constraint.endswith("_name_status"):
+        return InvalidValue(r.table, [FieldError("name", "another live row of that status has this name")])
+    if r.constraint and r.constraint.endswith("_single_active"):
+        return ConcurrentChange(r.table, "another config became active at the same time")
+    return None
+
+
+def _bad_value(r: Refusal) -> ConfigError:
+    return InvalidValue(r.table, [FieldError(r.column or "?", r.message)])
+
+
+#: SQLSTATE -> the ConfigError it means. The WTnnn codes are V9's own (see V9__config_lifecycle.sql).
+SQLSTATES: dict[str, RefusalFactory] = {
+    "WT001": lambda r: InvalidTransition(r.table, r.message, r.hint),  # a lifecycle rule; the hint says what to do
+    "WT002": lambda r: StaleVersion(r.table, r.message),  # not the version (or target) the caller reviewed
+    "WT003": lambda r: NotFound(r.table, message=r.message),
+    "WT004": lambda r: UnknownField(r.table, r.column or "?"),
+    "40001": lambda r: ConcurrentChange(r.table, r.message),  # serialization_failure
+    "40P01": lambda r: ConcurrentChange(r.table, r.message),  # deadlock_detected
+    "55P03": lambda r: ConfigBusy(r.table),  # lock_not_available: another change held the write lock too long
+    "23514": _check_violation,  # check_violation: chk_<field>, a cross-field rule, or a name rule
+    "23505": _unique_violation,  # unique_violation: a name taken, or a second active row
+}
+#: By SQLSTATE class (its first two characters), for the codes SQLSTATES leaves.
+SQLSTATE_CLASSES: dict[str, RefusalFactory] = {
+    "22": _bad_value,  # data_exception: a value PostgreSQL cannot take (out of range, bad text)
+    "23": _bad_value,  # integrity_constraint_violation
+}
+
+
+def translate(domain: str, exc: psycopg.Error) -> Exception:
+    """The ConfigError a PostgreSQL refusal means (SQLSTATES, then SQLSTATE_CLASSES); a lost connection is
+    DatabaseUnavailable; anything else is not a rule of ours and is returned as it is."""
+    import psycopg
+
+    table, diag = table_of(domain), exc.diag
+    state = exc.sqlstate or ""
+    refusal = Refusal(domain, table, diag.message_primary or str(exc), diag.message_hint, diag.constraint_name,
+                      diag.column_name)
+    for factory in (SQLSTATES.get(state), SQLSTATE_CLASSES.get(state[:2])):
+        if factory is not None and (error := factory(refusal)) is not None:
+            return error
+    if isinstance(exc, psycopg.OperationalError):
+        return DatabaseUnavailable(table, " ".join(str(exc).split()))
+    return exc
+
+
 @contextmanager
-def _translated(domain: str) -> Iterator[None]:
-    """PostgreSQL's refusals, as the ConfigError family."""
+def translated(domain: str) -> Iterator[None]:
+    """PostgreSQL's refusals inside the block, raised as the ConfigError family (the original as the cause)."""
     import psycopg
 
     try:
         yield
     except psycopg.Error as exc:
-        raise _translate(domain, exc) from None
-
-
-def _translate(domain: str, exc: Exception) -> Exception:
-    import psycopg
-
-    table, diag = table_of(domain), getattr(exc, "diag", None)
-    state, message = getattr(exc, "sqlstate", None) or "", (diag.message_primary if diag else None) or str(exc)
-    hint, constraint, column = (diag.message_hint, diag.constraint_name, diag.column_name) if diag else (None,) * 3
-    if state == "WT001":
-        return InvalidTransition(table, message, hint)
-    if state in ("WT002", "40001", "40P01"):
-        return ConcurrentChange(table, message)
-    if state == "55P03":  # lock_timeout: another session's change held the write lock
-        return ConfigBusy(table)
-    if state == "WT003":
-        return NotFound(table, message=message)
-    if state == "WT004":
-        return UnknownField(table, column or "?")
-    if state == "23514" and constraint in NAME_RULES:
-        return InvalidValue(table, [FieldError("name", NAME_RULE)])
-    if state == "23514" and constraint:
-        fields = model_of(domain).fields_of(constraint) or (constraint,)
-        rule = "must be a finite number, not NaN" if constraint.endswith("_finite") else f"breaks rule {constraint}"
-        return InvalidValue(table, [FieldError(", ".join(fields), rule)])
-    if state == "23505" and constraint and constraint.endswith("_name_status"):
-        return InvalidValue(table, [FieldError("name", "another live row of that status has this name")])
-    if state == "23505" and constraint and constraint.endswith("_single_active"):
-        return ConcurrentChange(table, "another config became active at the same time")
-    if state.startswith(("22", "23")):
-        return InvalidValue(table, [FieldError(column or "?", message)])
-    if isinstance(exc, psycopg.OperationalError):
-        return DatabaseUnavailable(table, " ".join(str(exc).split()))
-    return exc  # not a rule of ours: let it surface as it is
+        error = translate(domain, exc)
+        if error is exc:
+            raise
+        raise error from exc

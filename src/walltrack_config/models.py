@@ -6,22 +6,38 @@ to it). Descriptions are the columns' COMMENTs. Defaults are the story's presets
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, ClassVar, Literal
+from itertools import pairwise
+from typing import Annotated, ClassVar, Literal, overload
 from uuid import UUID
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, StrictFloat, StrictInt, model_validator
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
 
-INT4 = (-(2**31), 2**31 - 1)
+from .domains import DOMAINS as DOMAINS  # re-exported: models.DOMAINS is what the front doors read
+from .domains import Domain
+
+INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1  # PostgreSQL's INTEGER
+TIMES = "\N{MULTIPLICATION SIGN}"  # the unit of a factor, as the column COMMENTs write it
+INT4 = (INT4_MIN, INT4_MAX)
 
 
-def _rounder(precision: int, scale: int):
-    quantum = Decimal(1).scaleb(-scale)
+@dataclass(frozen=True)
+class Precision:
+    """DECIMAL(precision, scale), as Annotated metadata: a value with more decimals than `scale`, or more digits
+    than `precision - scale` before the point, is refused where PostgreSQL would round it or overflow.
 
-    def fit(value: Any) -> Any:
+    Pydantic runs it before its own Decimal check, as it would a BeforeValidator; `precision` and `scale` stay
+    readable, so tests can build values at the column's edges.
+    """
+
+    precision: int
+    scale: int
+
+    def __call__(self, value: object) -> object:
         # PostgreSQL would round 12.345 into DECIMAL(5,2) silently; an operator's value is kept or refused.
-        if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
             return value  # let pydantic reject it with its own message
         text = str(value).strip()
         if not text.isascii():  # Python reads '١٢' as 12; PostgreSQL refuses it, and so do we
@@ -32,33 +48,35 @@ def _rounder(precision: int, scale: int):
             return value
         if not number.is_finite():  # V11's chk_<field>_finite says the same
             raise PydanticCustomError("finite_number", "must be a finite number, not {value}", {"value": text})
-        if -number.normalize().as_tuple().exponent > scale:
+        exponent = number.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > self.scale:  # an int: the number is finite
             raise PydanticCustomError("decimal_places", "{value} has more decimals than the {scale} it keeps",
-                                      {"value": text, "scale": scale})
-        if number and number.adjusted() >= precision - scale:  # before quantize, which fails on 1e400
+                                      {"value": text, "scale": self.scale})
+        if number and number.adjusted() >= self.precision - self.scale:  # before quantize, which fails on 1e400
             raise PydanticCustomError("numeric_overflow", "needs at most {digits} digits before the point",
-                                      {"digits": precision - scale})
-        return number.quantize(quantum)  # exact: it has no more decimals than the scale
+                                      {"digits": self.precision - self.scale})
+        return number.quantize(Decimal(1).scaleb(-self.scale))  # exact: it has no more decimals than the scale
 
-    fit.precision, fit.scale = precision, scale  # type: ignore[attr-defined]  # the column's shape, for tests
-    return fit
-
-
-def Numeric(precision: int, scale: int, **bounds: Any) -> Any:  # noqa: N802 (a type, as in SQL)
-    """DECIMAL(precision, scale) with bounds (gt, ge, lt, le); more decimals than `scale` are refused."""
-    return Annotated[Decimal, BeforeValidator(_rounder(precision, scale)), Field(allow_inf_nan=False, **bounds)]
+    def __get_pydantic_core_schema__(self, source: object, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(self, handler(source))
 
 
-def Int(**bounds: Any) -> Any:  # noqa: N802
-    """INTEGER with bounds, within PostgreSQL's four-byte range."""
-    bounds.setdefault("ge", INT4[0])
-    bounds.setdefault("le", INT4[1])
-    return Annotated[int, Field(strict=False, **bounds)]
-
-
-Percent = Numeric(5, 2, gt=0, le=100)
-Ratio = Numeric(4, 3, ge=0, le=1)
-Positive = Int(gt=0)
+# Each setting's type, its column's precision and its CHECK bounds, in one place. The bounds are V9's rules;
+# integers also stay within INTEGER, which PostgreSQL would refuse beyond.
+Sol = Annotated[Decimal, Precision(20, 8), Field(allow_inf_nan=False, gt=0)]
+Usd = Annotated[Decimal, Precision(20, 2), Field(allow_inf_nan=False, ge=0)]
+Percent = Annotated[Decimal, Precision(5, 2), Field(allow_inf_nan=False, gt=0, le=100)]
+PnlPercent = Annotated[Decimal, Precision(8, 2), Field(allow_inf_nan=False, ge=-100)]
+LossPercent = Annotated[Decimal, Precision(8, 2), Field(allow_inf_nan=False, ge=-100, le=0)]
+Ratio = Annotated[Decimal, Precision(4, 3), Field(allow_inf_nan=False, ge=0, le=1)]
+SizeMultiplier = Annotated[Decimal, Precision(5, 2), Field(allow_inf_nan=False, ge=1, le=10)]
+ScoreBoost = Annotated[Decimal, Precision(4, 3), Field(allow_inf_nan=False, ge=1)]
+SpikeFactor = Annotated[Decimal, Precision(8, 2), Field(allow_inf_nan=False, ge=1)]
+DelayFactor = Annotated[Decimal, Precision(4, 2), Field(allow_inf_nan=False, ge=1)]
+Positive = Annotated[int, Field(strict=False, gt=0, ge=INT4_MIN, le=INT4_MAX)]
+NonNegative = Annotated[int, Field(strict=False, ge=0, le=INT4_MAX)]
+ClusterSize = Annotated[int, Field(strict=False, ge=2, le=INT4_MAX)]
+BasisPoints = Annotated[int, Field(strict=False, gt=0, ge=INT4_MIN, le=10000)]
 TierNumber = Annotated[StrictInt | StrictFloat, Field(ge=0, le=100, allow_inf_nan=False)]
 
 
@@ -102,28 +120,36 @@ class TradingConfig(Settings):
     }
 
     base_position_pct: Percent = Field(Decimal("2.0"), description="Standard position size. Unit: % of capital.")
-    max_position_sol: Numeric(20, 8, gt=0) = Field(Decimal("1.0"), description="Largest position. Unit: SOL.")
-    min_position_sol: Numeric(20, 8, gt=0) = Field(Decimal("0.05"), description="Smallest position. Unit: SOL.")
-    high_conviction_multiplier: Numeric(5, 2, ge=1, le=10) = Field(
-        Decimal("1.5"), description="Size multiplier for high-conviction signals, 1 to 10. Unit: ×.")
+    max_position_sol: Sol = Field(Decimal("1.0"), description="Largest position. Unit: SOL.")
+    min_position_sol: Sol = Field(Decimal("0.05"), description="Smallest position. Unit: SOL.")
+    high_conviction_multiplier: SizeMultiplier = Field(
+        Decimal("1.5"), description=f"Size multiplier for high-conviction signals, 1 to 10. Unit: {TIMES}.")
     sizing_mode: Literal["fixed", "risk_based"] = Field(
-        "risk_based", description="How positions are sized: fixed (base_position_pct) or risk_based (risk_per_trade_pct).")
-    risk_per_trade_pct: Percent = Field(Decimal("1.0"), description="Capital put at risk per trade. Unit: % of capital.")
+        "risk_based",
+        description="How positions are sized: fixed (base_position_pct) or risk_based (risk_per_trade_pct).")
+    risk_per_trade_pct: Percent = Field(
+        Decimal("1.0"), description="Capital put at risk per trade. Unit: % of capital.")
     max_concurrent_positions: Positive = Field(5, description="Open positions allowed at once. Unit: positions.")
-    daily_loss_limit_pct: Percent = Field(Decimal("5.0"), description="Daily loss that stops new entries. Unit: % of capital.")
+    daily_loss_limit_pct: Percent = Field(
+        Decimal("5.0"), description="Daily loss that stops new entries. Unit: % of capital.")
     daily_loss_limit_enabled: bool = Field(True, description="Whether the daily loss limit applies.")
-    max_concentration_token_pct: Percent = Field(Decimal("25.0"), description="Most capital in one token. Unit: % of capital.")
-    max_concentration_cluster_pct: Percent = Field(Decimal("50.0"), description="Most capital in one wallet cluster. Unit: % of capital.")
-    max_positions_per_cluster: Positive = Field(3, description="Open positions allowed per wallet cluster. Unit: positions.")
+    max_concentration_token_pct: Percent = Field(
+        Decimal("25.0"), description="Most capital in one token. Unit: % of capital.")
+    max_concentration_cluster_pct: Percent = Field(
+        Decimal("50.0"), description="Most capital in one wallet cluster. Unit: % of capital.")
+    max_positions_per_cluster: Positive = Field(
+        3, description="Open positions allowed per wallet cluster. Unit: positions.")
     drawdown_reduction_tiers: list[DrawdownTier] = Field(
         default_factory=lambda: [DrawdownTier(threshold_pct=t, size_reduction_pct=r)
                                  for t, r in ((5, 0), (10, 25), (15, 50), (20, 100))],
         min_length=1,
         description="Position size cuts by drawdown: rising thresholds, non-decreasing reductions. Unit: % (both).")
-    score_threshold: Ratio = Field(Decimal("0.70"), description="Lowest signal score that opens a position, 0 to 1. Unit: score.")
-    high_conviction_threshold: Ratio = Field(Decimal("0.85"), description="Signal score from which a signal is high-conviction, 0 to 1. Unit: score.")
-    max_slippage_entry_bps: Int(gt=0, le=10000) = Field(100, description="Slippage accepted on entry. Unit: basis points.")
-    max_slippage_exit_bps: Int(gt=0, le=10000) = Field(150, description="Slippage accepted on exit. Unit: basis points.")
+    score_threshold: Ratio = Field(
+        Decimal("0.70"), description="Lowest signal score that opens a position, 0 to 1. Unit: score.")
+    high_conviction_threshold: Ratio = Field(
+        Decimal("0.85"), description="Signal score from which a signal is high-conviction, 0 to 1. Unit: score.")
+    max_slippage_entry_bps: BasisPoints = Field(100, description="Slippage accepted on entry. Unit: basis points.")
+    max_slippage_exit_bps: BasisPoints = Field(150, description="Slippage accepted on exit. Unit: basis points.")
 
     @model_validator(mode="after")
     def _orders(self) -> TradingConfig:
@@ -134,7 +160,7 @@ class TradingConfig(Settings):
             raise _cross("chk_threshold_order", "score_threshold must not exceed high_conviction_threshold",
                          "score_threshold", "high_conviction_threshold")
         tiers = self.drawdown_reduction_tiers
-        for lower, upper in zip(tiers, tiers[1:]):
+        for lower, upper in pairwise(tiers):
             if not (lower.threshold_pct < upper.threshold_pct and lower.size_reduction_pct <= upper.size_reduction_pct):
                 raise _cross("chk_drawdown_reduction_tiers",
                              "drawdown tiers need rising thresholds and non-decreasing reductions",
@@ -146,7 +172,8 @@ WEIGHT_SUM_TOLERANCE = Decimal("0.001")
 
 
 def _sums_to_one(model: BaseModel, rule: str, fields: tuple[str, ...]) -> None:
-    total = sum(getattr(model, f) for f in fields)
+    weights: list[Decimal] = [getattr(model, f) for f in fields]
+    total = sum(weights, Decimal(0))
     if abs(total - 1) > WEIGHT_SUM_TOLERANCE:
         raise PydanticCustomError(rule, "must sum to 1 (±0.001), not {total}",
                                   {"fields": list(fields), "total": str(total)})
@@ -161,19 +188,38 @@ class ScoringConfig(Settings):
     cross_rules: ClassVar[dict[str, tuple[str, ...]]] = {
         "chk_score_weights_sum": SCORE_WEIGHTS, "chk_wallet_weights_sum": WALLET_WEIGHTS}
 
-    wallet_score_weight: Ratio = Field(Decimal("0.30"), description="Weight of the wallet score in a signal's score; the four weights sum to 1. Unit: fraction.")
-    timing_score_weight: Ratio = Field(Decimal("0.25"), description="Weight of the timing score in a signal's score; the four weights sum to 1. Unit: fraction.")
-    market_score_weight: Ratio = Field(Decimal("0.20"), description="Weight of the market score in a signal's score; the four weights sum to 1. Unit: fraction.")
-    cluster_score_weight: Ratio = Field(Decimal("0.25"), description="Weight of the cluster score in a signal's score; the four weights sum to 1. Unit: fraction.")
-    wallet_win_rate_weight: Ratio = Field(Decimal("0.40"), description="Weight of win rate in the wallet score; the three weights sum to 1. Unit: fraction.")
-    wallet_avg_pnl_weight: Ratio = Field(Decimal("0.30"), description="Weight of average PnL in the wallet score; the three weights sum to 1. Unit: fraction.")
-    wallet_consistency_weight: Ratio = Field(Decimal("0.30"), description="Weight of consistency in the wallet score; the three weights sum to 1. Unit: fraction.")
+    wallet_score_weight: Ratio = Field(
+        Decimal("0.30"), description="Weight of the wallet score in a signal's score; the four weights sum to 1. "
+                                     "Unit: fraction.")
+    timing_score_weight: Ratio = Field(
+        Decimal("0.25"), description="Weight of the timing score in a signal's score; the four weights sum to 1. "
+                                     "Unit: fraction.")
+    market_score_weight: Ratio = Field(
+        Decimal("0.20"), description="Weight of the market score in a signal's score; the four weights sum to 1. "
+                                     "Unit: fraction.")
+    cluster_score_weight: Ratio = Field(
+        Decimal("0.25"), description="Weight of the cluster score in a signal's score; the four weights sum to 1. "
+                                     "Unit: fraction.")
+    wallet_win_rate_weight: Ratio = Field(
+        Decimal("0.40"), description="Weight of win rate in the wallet score; the three weights sum to 1. "
+                                     "Unit: fraction.")
+    wallet_avg_pnl_weight: Ratio = Field(
+        Decimal("0.30"), description="Weight of average PnL in the wallet score; the three weights sum to 1. "
+                                     "Unit: fraction.")
+    wallet_consistency_weight: Ratio = Field(
+        Decimal("0.30"), description="Weight of consistency in the wallet score; the three weights sum to 1. "
+                                     "Unit: fraction.")
     timing_decay_hours: Positive = Field(4, description="Time over which the timing score decays. Unit: hours.")
-    timing_freshness_bonus: Ratio = Field(Decimal("0.2"), description="Bonus added to the timing score of a fresh signal, 0 to 1. Unit: score.")
-    market_liquidity_threshold: Numeric(20, 2, ge=0) = Field(Decimal("10000"), description="Least token liquidity for a full market score. Unit: USD.")
-    market_volume_threshold: Numeric(20, 2, ge=0) = Field(Decimal("5000"), description="Least 24-hour volume for a full market score. Unit: USD.")
-    cluster_min_sync_ratio: Ratio = Field(Decimal("0.3"), description="Share of a cluster that must buy together to amplify, 0 to 1. Unit: fraction.")
-    cluster_amplification_factor: Numeric(4, 3, ge=1) = Field(Decimal("1.2"), description="Score multiplier for a synchronised cluster, 1 or more. Unit: ×.")
+    timing_freshness_bonus: Ratio = Field(
+        Decimal("0.2"), description="Bonus added to the timing score of a fresh signal, 0 to 1. Unit: score.")
+    market_liquidity_threshold: Usd = Field(
+        Decimal("10000"), description="Least token liquidity for a full market score. Unit: USD.")
+    market_volume_threshold: Usd = Field(
+        Decimal("5000"), description="Least 24-hour volume for a full market score. Unit: USD.")
+    cluster_min_sync_ratio: Ratio = Field(
+        Decimal("0.3"), description="Share of a cluster that must buy together to amplify, 0 to 1. Unit: fraction.")
+    cluster_amplification_factor: ScoreBoost = Field(
+        Decimal("1.2"), description=f"Score multiplier for a synchronised cluster, 1 or more. Unit: {TIMES}.")
 
     @model_validator(mode="after")
     def _sums(self) -> ScoringConfig:
@@ -187,31 +233,45 @@ class DiscoveryConfig(Settings):
 
     run_interval_minutes: Positive = Field(60, description="Time between wallet discovery runs. Unit: minutes.")
     max_wallets_per_run: Positive = Field(100, description="Most wallets examined in one discovery run. Unit: wallets.")
-    min_wallet_age_days: Int(ge=0) = Field(30, description="Youngest wallet considered. Unit: days.")
-    min_win_rate: Ratio = Field(Decimal("0.55"), description="Lowest win rate for a wallet to qualify, 0 to 1. Unit: fraction.")
+    min_wallet_age_days: NonNegative = Field(30, description="Youngest wallet considered. Unit: days.")
+    min_win_rate: Ratio = Field(
+        Decimal("0.55"), description="Lowest win rate for a wallet to qualify, 0 to 1. Unit: fraction.")
     min_trades: Positive = Field(10, description="Fewest trades for a wallet to qualify. Unit: trades.")
-    min_avg_pnl_pct: Numeric(8, 2, ge=-100) = Field(Decimal("20.0"), description="Lowest average PnL per trade for a wallet to qualify. Unit: %.")
-    max_avg_loss_pct: Numeric(8, 2, ge=-100, le=0) = Field(Decimal("-30.0"), description="Deepest average loss tolerated, -100 to 0. Unit: %.")
+    min_avg_pnl_pct: PnlPercent = Field(
+        Decimal("20.0"), description="Lowest average PnL per trade for a wallet to qualify. Unit: %.")
+    max_avg_loss_pct: LossPercent = Field(
+        Decimal("-30.0"), description="Deepest average loss tolerated, -100 to 0. Unit: %.")
     decay_lookback_days: Positive = Field(30, description="History used to detect a wallet's decay. Unit: days.")
-    decay_threshold: Ratio = Field(Decimal("0.15"), description="Drop in win rate that marks a wallet as decaying, 0 to 1. Unit: fraction.")
+    decay_threshold: Ratio = Field(
+        Decimal("0.15"), description="Drop in win rate that marks a wallet as decaying, 0 to 1. Unit: fraction.")
     decay_check_interval_hours: Positive = Field(24, description="Time between decay checks. Unit: hours.")
-    pump_volume_spike_threshold: Numeric(8, 2, ge=1) = Field(Decimal("3.0"), description="Volume over its normal level that marks a pump, 1 or more. Unit: ×.")
-    pump_price_spike_threshold: Numeric(8, 2, ge=1) = Field(Decimal("2.0"), description="Price over its normal level that marks a pump, 1 or more. Unit: ×.")
+    pump_volume_spike_threshold: SpikeFactor = Field(
+        Decimal("3.0"), description=f"Volume over its normal level that marks a pump, 1 or more. Unit: {TIMES}.")
+    pump_price_spike_threshold: SpikeFactor = Field(
+        Decimal("2.0"), description=f"Price over its normal level that marks a pump, 1 or more. Unit: {TIMES}.")
 
 
 class ClusterConfig(Settings):
     table: ClassVar[str] = "cluster_config"
-    cross_rules: ClassVar[dict[str, tuple[str, ...]]] = {"chk_cluster_size_order": ("min_cluster_size", "max_cluster_size")}
+    cross_rules: ClassVar[dict[str, tuple[str, ...]]] = {
+        "chk_cluster_size_order": ("min_cluster_size", "max_cluster_size")}
 
-    min_cluster_size: Int(ge=2) = Field(3, description="Fewest wallets that form a cluster, 2 or more. Unit: wallets.")
-    max_cluster_size: Int(ge=2) = Field(20, description="Most wallets in one cluster. Unit: wallets.")
-    similarity_threshold: Ratio = Field(Decimal("0.7"), description="Lowest similarity for two wallets to share a cluster, 0 to 1. Unit: fraction.")
-    sync_time_window_minutes: Positive = Field(60, description="Window in which buys count as synchronised. Unit: minutes.")
-    sync_token_overlap_threshold: Ratio = Field(Decimal("0.3"), description="Share of tokens two wallets must have in common, 0 to 1. Unit: fraction.")
-    leader_min_followers: Positive = Field(2, description="Fewest followers for a wallet to count as a leader. Unit: wallets.")
-    leader_time_advantage_minutes: Positive = Field(5, description="How far a leader buys ahead of its followers. Unit: minutes.")
+    min_cluster_size: ClusterSize = Field(
+        3, description="Fewest wallets that form a cluster, 2 or more. Unit: wallets.")
+    max_cluster_size: ClusterSize = Field(20, description="Most wallets in one cluster. Unit: wallets.")
+    similarity_threshold: Ratio = Field(
+        Decimal("0.7"), description="Lowest similarity for two wallets to share a cluster, 0 to 1. Unit: fraction.")
+    sync_time_window_minutes: Positive = Field(
+        60, description="Window in which buys count as synchronised. Unit: minutes.")
+    sync_token_overlap_threshold: Ratio = Field(
+        Decimal("0.3"), description="Share of tokens two wallets must have in common, 0 to 1. Unit: fraction.")
+    leader_min_followers: Positive = Field(
+        2, description="Fewest followers for a wallet to count as a leader. Unit: wallets.")
+    leader_time_advantage_minutes: Positive = Field(
+        5, description="How far a leader buys ahead of its followers. Unit: minutes.")
     enable_cluster_amplification: bool = Field(True, description="Whether synchronised clusters amplify signal scores.")
-    amplification_max_boost: Numeric(4, 3, ge=1) = Field(Decimal("1.5"), description="Largest score multiplier from cluster amplification, 1 or more. Unit: ×.")
+    amplification_max_boost: ScoreBoost = Field(
+        Decimal("1.5"), description=f"Largest score multiplier from cluster amplification, 1 or more. Unit: {TIMES}.")
 
     @model_validator(mode="after")
     def _order(self) -> ClusterConfig:
@@ -225,53 +285,78 @@ class RiskConfig(Settings):
     table: ClassVar[str] = "risk_config"
 
     circuit_breaker_enabled: bool = Field(True, description="Whether the circuit breaker can halt trading.")
-    circuit_breaker_loss_threshold: Percent = Field(Decimal("10.0"), description="Loss that trips the circuit breaker. Unit: % of capital.")
-    circuit_breaker_cooldown_minutes: Positive = Field(60, description="Time trading stays halted after the breaker trips. Unit: minutes.")
-    max_drawdown_pct: Percent = Field(Decimal("20.0"), description="Largest drawdown from the peak before trading stops. Unit: %.")
+    circuit_breaker_loss_threshold: Percent = Field(
+        Decimal("10.0"), description="Loss that trips the circuit breaker. Unit: % of capital.")
+    circuit_breaker_cooldown_minutes: Positive = Field(
+        60, description="Time trading stays halted after the breaker trips. Unit: minutes.")
+    max_drawdown_pct: Percent = Field(
+        Decimal("20.0"), description="Largest drawdown from the peak before trading stops. Unit: %.")
     drawdown_lookback_days: Positive = Field(30, description="Period over which drawdown is measured. Unit: days.")
     max_order_attempts: Positive = Field(3, description="Attempts per order before it is given up. Unit: attempts.")
     retry_delay_base_seconds: Positive = Field(5, description="Wait before the first order retry. Unit: seconds.")
-    retry_delay_multiplier: Numeric(4, 2, ge=1) = Field(Decimal("3.0"), description="Factor by which each retry's wait grows, 1 or more. Unit: ×.")
-    emergency_exit_threshold_pct: Percent = Field(Decimal("50.0"), description="Loss on a position that forces an immediate exit. Unit: %.")
+    retry_delay_multiplier: DelayFactor = Field(
+        Decimal("3.0"), description=f"Factor by which each retry's wait grows, 1 or more. Unit: {TIMES}.")
+    emergency_exit_threshold_pct: Percent = Field(
+        Decimal("50.0"), description="Loss on a position that forces an immediate exit. Unit: %.")
 
 
 class ExitConfig(Settings):
     table: ClassVar[str] = "exit_config"
 
-    default_strategy_standard_id: UUID | None = Field(None, description="Exit strategy for standard positions, or none. Unit: strategy id.")
-    default_strategy_high_conviction_id: UUID | None = Field(None, description="Exit strategy for high-conviction positions, or none. Unit: strategy id.")
+    default_strategy_standard_id: UUID | None = Field(
+        None, description="Exit strategy for standard positions, or none. Unit: strategy id.")
+    default_strategy_high_conviction_id: UUID | None = Field(
+        None, description="Exit strategy for high-conviction positions, or none. Unit: strategy id.")
     default_max_hold_hours: Positive = Field(168, description="Longest a position is held. Unit: hours.")
-    stagnation_hours: Positive = Field(24, description="Time without progress after which a position is stagnant. Unit: hours.")
-    stagnation_threshold_pct: Percent = Field(Decimal("5.0"), description="Price move below which a position counts as stagnant. Unit: %.")
-    price_collection_interval_seconds: Positive = Field(5, description="Time between price samples of open positions. Unit: seconds.")
+    stagnation_hours: Positive = Field(
+        24, description="Time without progress after which a position is stagnant. Unit: hours.")
+    stagnation_threshold_pct: Percent = Field(
+        Decimal("5.0"), description="Price move below which a position counts as stagnant. Unit: %.")
+    price_collection_interval_seconds: Positive = Field(
+        5, description="Time between price samples of open positions. Unit: seconds.")
     price_history_retention_days: Positive = Field(30, description="How long price history is kept. Unit: days.")
 
 
 class ApiConfig(Settings):
     table: ClassVar[str] = "api_config"
 
-    dexscreener_requests_per_minute: Positive = Field(30, description="DexScreener request budget. Unit: requests per minute.")
+    dexscreener_requests_per_minute: Positive = Field(
+        30, description="DexScreener request budget. Unit: requests per minute.")
     birdeye_requests_per_minute: Positive = Field(60, description="Birdeye request budget. Unit: requests per minute.")
     jupiter_requests_per_minute: Positive = Field(100, description="Jupiter request budget. Unit: requests per minute.")
     helius_requests_per_minute: Positive = Field(100, description="Helius request budget. Unit: requests per minute.")
     api_timeout_seconds: Positive = Field(10, description="Timeout of an HTTP API call. Unit: seconds.")
     rpc_timeout_seconds: Positive = Field(30, description="Timeout of a Solana RPC call. Unit: seconds.")
-    api_retry_count: Int(ge=0) = Field(3, description="Retries of a failed API call, 0 for none. Unit: retries.")
+    api_retry_count: NonNegative = Field(3, description="Retries of a failed API call, 0 for none. Unit: retries.")
     api_retry_backoff_seconds: Positive = Field(1, description="Wait before retrying an API call. Unit: seconds.")
     price_cache_ttl_seconds: Positive = Field(5, description="How long a cached price stays fresh. Unit: seconds.")
-    token_info_cache_ttl_seconds: Positive = Field(300, description="How long cached token information stays fresh. Unit: seconds.")
+    token_info_cache_ttl_seconds: Positive = Field(
+        300, description="How long cached token information stays fresh. Unit: seconds.")
 
 
+#: The model of each domain, in domains.py's order (that file is the one list of domains).
 MODELS: dict[str, type[Settings]] = {
-    "trading": TradingConfig,
-    "scoring": ScoringConfig,
-    "discovery": DiscoveryConfig,
-    "cluster": ClusterConfig,
-    "risk": RiskConfig,
-    "exit": ExitConfig,
-    "api": ApiConfig,
+    Domain.TRADING.value: TradingConfig,
+    Domain.SCORING.value: ScoringConfig,
+    Domain.DISCOVERY.value: DiscoveryConfig,
+    Domain.CLUSTER.value: ClusterConfig,
+    Domain.RISK.value: RiskConfig,
+    Domain.EXIT.value: ExitConfig,
+    Domain.API.value: ApiConfig,
 }
-DOMAINS = tuple(MODELS)
+
+
+def _check_models() -> None:
+    """MODELS has exactly the domains of domains.py, in their order, each model on its domain's table."""
+    if tuple(MODELS) != DOMAINS:
+        raise RuntimeError(f"models.MODELS has {tuple(MODELS)}, domains.DOMAINS has {DOMAINS}")
+    for domain in Domain:
+        model = MODELS[domain.value]
+        if model.table != domain.table:
+            raise RuntimeError(f"{model.__name__} is on {model.table}, not {domain.table}")
+
+
+_check_models()
 
 
 NAME_LENGTH = 100  # VARCHAR(100), the story's
@@ -308,16 +393,25 @@ def meaning_and_unit(comment: str | None) -> tuple[str, str]:
     return meaning.rstrip("."), unit.rstrip(".")
 
 
-def plain(value: Any) -> Any:
-    """JSON- and YAML-ready data: exact decimals as numbers (strings only where a float would round)."""
+@overload
+def plain(value: BaseModel) -> dict[str, object]: ...
+@overload
+def plain(value: object) -> object: ...
+
+
+def plain(value: object) -> object:
+    """JSON- and YAML-ready data: exact decimals as numbers (strings only where a float would round).
+
+    A model becomes a mapping of its fields; values of other types than these are returned as they are.
+    """
     if isinstance(value, Decimal):
         as_float = float(value)
         return as_float if Decimal(repr(as_float)) == value else str(value)
     if isinstance(value, BaseModel):
-        return plain(value.model_dump())
+        return {k: plain(v) for k, v in value.model_dump().items()}
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     if isinstance(value, UUID):
         return str(value)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import SchemaOutdated
+from .errors import SchemaOutdated, UnexpectedReply
 
 if TYPE_CHECKING:
     import psycopg
@@ -30,9 +30,11 @@ def version(conn: psycopg.Connection) -> int:
 
     query = sql.SQL("SELECT {}").format(sql.SQL(", ").join(
         sql.SQL("{} IS NOT NULL").format(sql.SQL(marker)) for _, marker in _MARKERS))
-    present = conn.execute(query).fetchone() or ()
+    present = conn.execute(query).fetchone()
+    if present is None:  # a SELECT without FROM always returns its one row
+        raise UnexpectedReply(query.as_string(conn), "a row")
     current = 0
-    for (number, _), here in zip(_MARKERS, present):
+    for (number, _), here in zip(_MARKERS, present, strict=True):
         if not here:
             break
         current = number

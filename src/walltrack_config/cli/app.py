@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     import psycopg
+    from typer._click import Context as ClickContext  # typer's own click (typer.Context is a subclass)
 
 PROG = "walltrack-config"
 
@@ -30,13 +31,14 @@ class _Group(TyperGroup):
     make_context covers what the root prints itself (--help, --version); invoke covers every command.
     """
 
-    def make_context(self, *args: Any, **kwargs: Any):
+    def make_context(self, info_name: str | None, args: list[str], parent: ClickContext | None = None,
+                     **extra: Any) -> ClickContext:
         try:
-            return super().make_context(*args, **kwargs)
+            return super().make_context(info_name, args, parent, **extra)
         except BrokenPipeError:
             raise OutputClosed() from None
 
-    def invoke(self, ctx):
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
@@ -93,10 +95,10 @@ def _version(wanted: bool) -> None:
 def root(
     ctx: typer.Context,
     database_url: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="PostgreSQL URL; default $WALLTRACK_DATABASE_URL, else the embedded server."),
     ] = None,
-    actor: Annotated[Optional[str], typer.Option(help="Who is acting, for the records; default your login.")] = None,
+    actor: Annotated[str | None, typer.Option(help="Who is acting, for the records; default your login.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of text.")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,

@@ -7,18 +7,27 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .app import Options, app, connect_migrated
-from .prompt import confirm
-from .args import Domain, DomainArg, DraftOpt, Format, ReasonOpt, Status, YesOpt
 from ..errors import FieldError, InvalidValue, NothingToDo
+from .app import Options, app, connect_migrated
+from .args import Domain, DomainArg, DraftOpt, Format, ReasonOpt, Status, YesOpt
+from .prompt import confirm
 
-def parse_assignments(assignments: list[str], model: type) -> dict[str, Any]:
+if TYPE_CHECKING:
+    from ..exchange import ImportPlan
+    from ..lifecycle import ConfigRow
+    from ..models import Settings
+
+ROW_REF = "a row: id, id prefix (6+) or name"
+
+
+def parse_assignments(assignments: list[str], model: type[Settings]) -> dict[str, Any]:
     """KEY=VALUE pairs, each value read by its column's type: JSON for the drawdown tiers, null for none.
 
     A key given twice, here or inside a JSON value, is refused rather than one value silently winning; so
@@ -66,7 +75,8 @@ def parse_assignments(assignments: list[str], model: type) -> dict[str, Any]:
                 changes[key] = json.loads(raw, object_pairs_hook=partial(each_key_once, field=key))
             except json.JSONDecodeError as exc:
                 raise InvalidValue(model.table, [FieldError(key, f"not JSON: {exc.msg}")]) from None
-        elif info is not None and raw.strip().lower() in ("null", "none") and not info.is_required() and info.default is None:
+        elif (info is not None and raw.strip().lower() in ("null", "none") and not info.is_required()
+              and info.default is None):
             changes[key] = None
         else:
             changes[key] = raw
@@ -76,24 +86,24 @@ def parse_assignments(assignments: list[str], model: type) -> dict[str, Any]:
 @app.command()
 def show(
     ctx: typer.Context,
-    domain: Annotated[Optional[Domain], typer.Argument(metavar="[DOMAIN]", help="A domain (default: every domain).",
-                                                      show_default=False)] = None,
-    id: Annotated[Optional[str], typer.Option("--id", help="A row: id, id prefix (6+) or name.")] = None,
-    status: Annotated[Optional[Status], typer.Option(help="The newest row of this status.")] = None,
+    domain: Annotated[Domain | None, typer.Argument(metavar="[DOMAIN]", help="A domain (default: every domain).",
+                                                   show_default=False)] = None,
+    id: Annotated[str | None, typer.Option("--id", help="A row: id, id prefix (6+) or name.")] = None,
+    status: Annotated[Status | None, typer.Option(help="The newest row of this status.")] = None,
 ) -> None:
     """Every setting of a row (the active one by default) with its value, unit and meaning."""
     from .. import lifecycle
+    from ..models import meaning_and_unit
     from . import render
-    from ..models import DOMAINS, meaning_and_unit
 
     opts: Options = ctx.obj
     if id and status:
         raise typer.BadParameter("give --id or --status, not both")
     if id and domain is None:
         raise typer.BadParameter("--id needs a DOMAIN")
-    chosen = [domain.value] if domain else list(DOMAINS)
+    chosen = [domain.value] if domain else [d.value for d in Domain]
     with connect_migrated(opts) as conn:
-        shown = [(d, lifecycle.resolve(conn, d, id or (status or Status.active).value), lifecycle.comments(conn, d))
+        shown = [(d, lifecycle.resolve(conn, d, id or (status or Status.ACTIVE).value), lifecycle.comments(conn, d))
                  for d in chosen]
     _warn_unreadable(row for _, row, _ in shown)
     if opts.json:
@@ -107,7 +117,8 @@ def show(
                       for name in type(row.settings).model_fields], title=f"{d}: {row.name}")
         render.lines(
             f"status {row.status}, version {row.version}, id {row.id}",
-            f"changed by {row.updated_by} at {render.when(row.updated_at)}; created by {row.created_by} at {render.when(row.created_at)}",
+            f"changed by {row.updated_by} at {render.when(row.updated_at)}; "
+            f"created by {row.created_by} at {render.when(row.created_at)}",
             *([f"description: {row.description}"] if row.description else []),
         )
 
@@ -125,15 +136,16 @@ def list_rows(ctx: typer.Context, domain: DomainArg) -> None:
     if opts.json:
         return render.emit_json([r.columns() for r in found])
     render.table(("status", "version", "name", "updated", "by", "id"),
-                 [(r.status, str(r.version), r.name, render.when(r.updated_at), r.updated_by or "", str(r.id)) for r in found])
+                 [(r.status, str(r.version), r.name, render.when(r.updated_at), r.updated_by or "", str(r.id))
+                  for r in found])
 
 
 @app.command()
 def draft(
     ctx: typer.Context,
     domain: DomainArg,
-    from_: Annotated[str, typer.Option("--from", help="active, default, archived, or a row: id, id prefix (6+) or name.")] = "active",
-    name: Annotated[Optional[str], typer.Option(help="The draft's name; default '<source> (draft)'.")] = None,
+    from_: Annotated[str, typer.Option("--from", help=f"active, default, archived, or {ROW_REF}.")] = "active",
+    name: Annotated[str | None, typer.Option(help="The draft's name; default '<source> (draft)'.")] = None,
     reason: ReasonOpt = None,
 ) -> None:
     """Clone a row into a new draft."""
@@ -159,8 +171,8 @@ def set_values(
 ) -> None:
     """Change settings (or name, description) of a draft."""
     from .. import lifecycle
-    from . import render
     from ..diff import diff_rows
+    from . import render
 
     opts: Options = ctx.obj
     changes = parse_assignments(assignments, lifecycle.model_of(domain.value))
@@ -179,13 +191,14 @@ def set_values(
 def diff_command(
     ctx: typer.Context,
     domain: DomainArg,
-    a: Annotated[Optional[str], typer.Argument(help="active, default, draft, archived, or a row: id, id prefix (6+) or name (default: active).")] = None,
-    b: Annotated[Optional[str], typer.Argument(help="The same (default: the draft).")] = None,
+    a: Annotated[str | None, typer.Argument(
+        help=f"active, default, draft, archived, or {ROW_REF} (default: active).")] = None,
+    b: Annotated[str | None, typer.Argument(help="The same (default: the draft).")] = None,
 ) -> None:
     """Field by field, old to new; by default the draft against the active row."""
     from .. import lifecycle
-    from . import render
     from ..diff import diff_rows
+    from . import render
 
     opts: Options = ctx.obj
     with connect_migrated(opts) as conn:
@@ -249,7 +262,7 @@ def restore(
     ctx: typer.Context,
     domain: DomainArg,
     row: Annotated[str, typer.Argument(metavar="ARCHIVED", help="The archived row: id, id prefix (6+) or name.")],
-    name: Annotated[Optional[str], typer.Option(help="The new draft's name; default '<archived> (draft)'.")] = None,
+    name: Annotated[str | None, typer.Option(help="The new draft's name; default '<archived> (draft)'.")] = None,
     reason: ReasonOpt = None,
 ) -> None:
     """Bring an archived row back as a new draft, to edit and activate."""
@@ -265,9 +278,9 @@ def restore(
     render.lines(f"draft {new.id} '{new.name}' restored from the archived row '{found.name}'")
 
 
-def _go_live(opts: Options, domain: str, current, upcoming, yes: bool, verb: str) -> None:
-    from . import render
+def _go_live(opts: Options, domain: str, current: ConfigRow, upcoming: ConfigRow, yes: bool, verb: str) -> None:
     from ..diff import diff_rows
+    from . import render
 
     _warn_unreadable((current, upcoming))
     render.lines(f"{domain}: '{current.name}' (live) -> '{upcoming.name}' ({upcoming.status}, v{upcoming.version})",
@@ -277,7 +290,7 @@ def _go_live(opts: Options, domain: str, current, upcoming, yes: bool, verb: str
         raise NothingToDo(f"not done: {domain} stays on '{current.name}'")
 
 
-def _report_live(opts: Options, domain: str, row, verb: str) -> None:
+def _report_live(opts: Options, domain: str, row: ConfigRow, verb: str) -> None:
     from . import render
 
     if opts.json:
@@ -285,10 +298,10 @@ def _report_live(opts: Options, domain: str, row, verb: str) -> None:
     render.lines(f"{verb} '{row.name}' ({row.id}): it is now the live {domain} config")
 
 
-def _warn_unreadable(rows) -> None:
+def _warn_unreadable(rows: Iterable[ConfigRow]) -> None:
     """One line per stored row the models refuse: shown as it is, never used silently."""
-    from . import render
     from ..errors import UnreadableRow
+    from . import render
 
     seen = set()
     for row in rows:
@@ -303,7 +316,7 @@ def history(
     ctx: typer.Context,
     domain: DomainArg,
     limit: Annotated[int, typer.Option(min=1, help="At most this many entries.")] = 20,
-    since: Annotated[Optional[datetime], typer.Option(help="Only entries from this date or time on.")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Only entries from this date or time on.")] = None,
 ) -> None:
     """A timeline of changes, newest first: when, who, what, each changed field old -> new, and why."""
     from .. import audit
@@ -333,9 +346,9 @@ def history(
 @app.command()
 def export(
     ctx: typer.Context,
-    domains: Annotated[Optional[list[Domain]], typer.Argument(help="Domains to export (default: all).")] = None,
-    format: Annotated[Format, typer.Option("--format", help="yaml or json (--json means json).")] = Format.yaml,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    domains: Annotated[list[Domain] | None, typer.Argument(help="Domains to export (default: all).")] = None,
+    format: Annotated[Format, typer.Option("--format", help="yaml or json (--json means json).")] = Format.YAML,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
 ) -> None:
     """The active settings as a file a person can review in git."""
     from .. import exchange
@@ -367,7 +380,7 @@ def import_file(
     opts: Options = ctx.obj
     document = exchange.loads(exchange.read_file(file), str(file))
 
-    def preview(conn: Any) -> list[exchange.ImportPlan]:
+    def preview(conn: Any) -> list[ImportPlan]:
         plans = exchange.plan(conn, document, str(file))
         for p in plans:
             render.lines(f"{p.domain}: '{p.active.name}' (live) -> {file.name}", stderr=opts.json)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from .app import Options, app
-from .args import DomainArg, DraftOpt, ReasonOpt
 from ..errors import ConfigError, InvalidFile, InvalidValue, NothingToDo
+from .app import Options, app, connect_migrated
+from .args import DomainArg, DraftOpt, ReasonOpt
+
+if TYPE_CHECKING:
+    from ..lifecycle import ConfigRow
 
 _HEADER = re.compile(r"^# (\w+) draft ([0-9a-f-]{36}), version (\d+)\.")
 _ERROR_LINES = ("# ERROR:", "# Fix it and save again.", "# NOTE:")
@@ -27,14 +30,13 @@ def edit(
     domain: DomainArg,
     draft_id: DraftOpt = None,
     reason: ReasonOpt = None,
-    from_: Annotated[Optional[Path], typer.Option("--from", help="Resume an edit kept after a refused save.",
+    from_: Annotated[Path | None, typer.Option("--from", help="Resume an edit kept after a refused save.",
                                                   dir_okay=False)] = None,
 ) -> None:
     """Open a draft in $EDITOR as YAML; it is checked on save and reopened with the error when invalid."""
     from .. import audit, exchange, lifecycle
-    from . import render
-    from .app import connect_migrated
     from ..models import plain
+    from . import render
 
     opts: Options = ctx.obj
     with connect_migrated(opts) as conn:
@@ -79,7 +81,7 @@ def edit(
     render.lines(f"draft '{new.name}' is now at version {new.version}")
 
 
-def _template(domain: str, row: Any, notes: dict[str, str], values: dict[str, Any]) -> str:
+def _template(domain: str, row: ConfigRow, notes: dict[str, str], values: dict[str, Any]) -> str:
     from .. import exchange
     from ..models import meaning_and_unit
 

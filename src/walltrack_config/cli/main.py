@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import typer
+from typer.core import TyperOption
 
 from ..errors import ConfigError
-from . import config, db, edit, watch  # noqa: F401  (registers their commands on the app)
+from . import config, db, edit, watch  # noqa: F401  (imported to register their commands on the app)
 from .app import PROG, OutputClosed, app
+
+if TYPE_CHECKING:
+    from typer._click import Command
 
 GLOBAL_FLAGS = frozenset({"--json"})
 GLOBAL_VALUED = frozenset({"--actor", "--database-url"})
@@ -66,25 +73,25 @@ def _values_after(token: str, arity: Mapping[str, int]) -> int:
     return 0
 
 
-def _value_options(command) -> dict[str, int]:
+def _value_options(command: Command) -> dict[str, int]:
     """Every option that takes values, in every command of the tree: option name -> how many."""
     found: dict[str, int] = {}
     stack = [command]
     while stack:
         cmd = stack.pop()
         for param in cmd.params:
-            if getattr(param, "param_type_name", "") == "option" and not param.is_flag and not param.count:
+            if isinstance(param, TyperOption) and not param.is_flag and not param.count:
                 for name in (*param.opts, *param.secondary_opts):
                     found[name] = max(param.nargs, 1)
         stack.extend(getattr(cmd, "commands", {}).values())
     return found
 
 
-def _click_exceptions():
+def _click_exceptions() -> ModuleType:
     try:
         from typer._click import exceptions  # typer vendors click from 0.2x on
     except ImportError:  # pragma: no cover - older typer on click
-        from click import exceptions
+        return importlib.import_module("click.exceptions")
     return exceptions
 
 

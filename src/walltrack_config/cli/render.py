@@ -13,9 +13,12 @@ import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
-from ..models import plain
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..diff import Change
 
 # ESC starts a terminal command (clear the screen, set the window title, write the clipboard), U+009B is
 # a one-character CSI, DEL and the other C0/C1 controls move the cursor or vanish; the bidi overrides and
@@ -31,26 +34,39 @@ def visible(text: str, *, keep_newlines: bool = False) -> str:
     return text.translate(_ESCAPED_BUT_NEWLINES if keep_newlines else _ESCAPED)
 
 
-def _stream(stderr: bool):
+def _stream(stderr: bool) -> TextIO:
     return sys.stderr if stderr else sys.stdout
 
 
-def console(stderr: bool = False):
+def console(stderr: bool = False) -> Console:
     """rich, for a terminal only: piped output is plain text and never imports it."""
     from rich.console import Console
 
-    rich = Console(file=_stream(stderr), highlight=False)
-    rich.on_broken_pipe = _pipe_closed  # rich would exit 1 on its own; the command line ends a closed pipe with 0
-    return rich
+    class Terminal(Console):
+        def on_broken_pipe(self) -> None:
+            # rich would exit 1 on its own; the command line ends a closed pipe with 0.
+            raise BrokenPipeError(errno.EPIPE, "output closed")
+
+    return Terminal(file=_stream(stderr), highlight=False)
 
 
-def _pipe_closed() -> None:
-    raise BrokenPipeError(errno.EPIPE, "output closed")
+def _plain(value: Any) -> Any:
+    """models.plain, imported when first needed: commands that print no settings never load the models."""
+    from ..models import plain
+
+    return plain(value)
+
+
+def _json_value(value: Any) -> Any:
+    """What JSON cannot write itself (decimals, models, ids, times), as models.plain or else as text."""
+    converted = _plain(value)
+    return str(value) if converted is value else converted
 
 
 def emit_json(document: Any) -> None:
+    """One JSON document on stdout."""
     # ensure_ascii writes C1 controls and the bidi characters as \uXXXX too, not just the C0 controls.
-    sys.stdout.write(json.dumps(plain(document), indent=2, default=str, ensure_ascii=True) + "\n")
+    sys.stdout.write(json.dumps(document, indent=2, default=_json_value, ensure_ascii=True) + "\n")
 
 
 def value(v: Any) -> str:
@@ -62,7 +78,7 @@ def value(v: Any) -> str:
     if isinstance(v, Decimal):
         return str(v)
     if isinstance(v, (list, dict)) or hasattr(v, "model_dump"):
-        return json.dumps(plain(v), separators=(", ", ": "))
+        return json.dumps(_plain(v), separators=(", ", ": "))
     if isinstance(v, datetime):
         return when(v)
     return visible(str(v))
@@ -72,15 +88,17 @@ def when(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else ""
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, stderr: bool = False, title: str | None = None) -> None:
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, stderr: bool = False,
+          title: str | None = None) -> None:
+    """Rows under their headers: a rich table on a terminal, plain aligned text (one line per row) otherwise."""
     # A newline inside a cell would break the row's alignment, and could fake a row of its own.
     cells = [[visible(c if isinstance(c, str) else value(c)) for c in row] for row in rows]
     title = visible(title) if title is not None else None
     if not _stream(stderr).isatty():
         # Plain, aligned, one line per row: what scripts and grep want.
-        widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+        widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
         out = ([title] if title else []) + [
-            "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [list(headers), *cells]]
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [list(headers), *cells]]
         _stream(stderr).write("\n".join(out) + "\n")
         return
     from rich import box
@@ -100,7 +118,7 @@ def lines(*texts: str, stderr: bool = False) -> None:
     _stream(stderr).write("".join(f"{visible(t, keep_newlines=True)}\n" for t in texts))
 
 
-def changes_table(changes, *, stderr: bool = False, old: str = "old", new: str = "new") -> None:
+def changes_table(changes: Sequence[Change], *, stderr: bool = False, old: str = "old", new: str = "new") -> None:
     if not changes:
         lines("no differences", stderr=stderr)
         return

@@ -6,25 +6,29 @@ import json
 import sys
 import threading
 from datetime import datetime
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .app import Options, app
 from .args import Domain
 
+if TYPE_CHECKING:
+    from ..live import LiveRow
+
 
 @app.command()
 def watch(
     ctx: typer.Context,
-    domains: Annotated[Optional[list[Domain]], typer.Argument(metavar="[DOMAIN]...", help="Domains to watch (default: all).")] = None,
+    domains: Annotated[list[Domain] | None, typer.Argument(metavar="[DOMAIN]...",
+                                                          help="Domains to watch (default: all).")] = None,
 ) -> None:
     """Print each change as it goes live (with --json: one object per line); Ctrl-C stops."""
     from .. import db
-    from . import render
     from ..diff import diff
     from ..live import LiveConfig
     from ..models import plain
+    from . import render
 
     opts: Options = ctx.obj
     chosen = [d.value for d in domains] if domains else [d.value for d in Domain]
@@ -32,13 +36,13 @@ def watch(
 
     closed = threading.Event()  # stdout went away (`watch | head -3`): stop as other Unix tools do
 
-    def show(old, new) -> None:
+    def show(old: LiveRow[Any], new: LiveRow[Any]) -> None:
         try:
             write(old, new)
         except BrokenPipeError:
             closed.set()
 
-    def write(old, new) -> None:
+    def write(old: LiveRow[Any], new: LiveRow[Any]) -> None:
         changes = diff(old.settings, new.settings)
         if opts.json:
             event = {"domain": new.domain, "id": str(new.id), "version": new.version, "name": new.name,

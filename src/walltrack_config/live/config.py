@@ -4,10 +4,10 @@
     live.risk.max_drawdown_pct          # from memory: no I/O, no lock
     live.subscribe("risk", lambda old, new: ...)
 
-A listener thread LISTENs on `walltrack_config` (V10 notifies it when a config goes live), reads the new
-active row and swaps it in whole. When its connection drops it reconnects with backoff and reloads every
-domain, because notifications sent while it was away are lost. The last good settings are saved under
-WALLTRACK_HOME, so a process can start while the database is down.
+A `Listener` (live.engine) keeps a connection that LISTENs, and hands each domain's new active row to
+the LiveConfig, which swaps it in whole and tells its subscribers. When the connection drops, readers
+keep the last good settings until the listener is back and has read every domain again. The last good
+settings are saved under WALLTRACK_HOME, so a process can start while the database is down.
 """
 
 from __future__ import annotations
@@ -20,42 +20,36 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
 from .. import db, lifecycle
-from ..errors import ConfigError, DatabaseError, LiveConfigUnavailable, SchemaOutdated
-from ..models import DOMAINS, MODELS, Settings, plain
+from ..domains import DOMAINS
+from ..errors import LiveConfigUnavailable, SchemaOutdated
+from ..models import (
+    MODELS,
+    ApiConfig,
+    ClusterConfig,
+    DiscoveryConfig,
+    ExitConfig,
+    RiskConfig,
+    ScoringConfig,
+    Settings,
+    TradingConfig,
+    plain,
+)
+from .engine import CHANNEL, Listener, LiveRow, Reading
 
-CHANNEL = "walltrack_config"
+__all__ = ["CHANNEL", "Callback", "ConnectionCallback", "Health", "LiveConfig", "LiveRow"]
+
 log = logging.getLogger("walltrack_config.live")
 
-Callback = Callable[["LiveRow", "LiveRow"], Any]
-ConnectionCallback = Callable[[bool, "str | None"], Any]
-
-
-@dataclass(frozen=True)
-class LiveRow:
-    """One domain's active row as a running process holds it, with the activation that made it live."""
-
-    domain: str
-    id: UUID | None  # None: the built-in defaults
-    version: int
-    settings: Settings
-    name: str = "built-in defaults"
-    activated_at: datetime | None = None
-    activation: int = 0  # the activation sequence (V11): grows with every activation, in commit order
-    actor: str | None = None
-    reason: str | None = None
-    source: str = "database"  # or 'saved' (the file under WALLTRACK_HOME) or 'defaults'
-
-    @property
-    def key(self) -> tuple[UUID | None, int, int]:
-        """What tells two live states apart: the same row may go live twice (a rollback)."""
-        return self.id, self.version, self.activation
+# A callback hears rows of the domain it subscribed to: LiveRow[Any] lets it declare them as LiveRow[RiskConfig].
+Callback = Callable[[LiveRow[Any], LiveRow[Any]], object]
+ConnectionCallback = Callable[[bool, str | None], object]
 
 
 @dataclass(frozen=True)
@@ -74,28 +68,31 @@ class LiveConfig:
     """The active settings of every domain, kept current by PostgreSQL's notifications."""
 
     def __init__(self, url: str | None = None, *, domains: Iterable[str] = DOMAINS, allow_defaults: bool = False,
-                 state_dir: Path | None = None, max_backoff: float = 1.0, poll: float = 0.5):
-        self._url = db.resolve_url(url)
+                 state_dir: Path | None = None, max_backoff: float = 1.0, poll: float = 0.5) -> None:
+        url = db.resolve_url(url)
         self._domains = tuple(domains)
         for domain in self._domains:
             lifecycle.model_of(domain)
-        self._allow_defaults, self._max_backoff, self._poll = allow_defaults, max_backoff, poll
-        self._state = (state_dir or db.home() / "live") / f"{hashlib.sha256(db.describe(self._url).encode()).hexdigest()[:16]}.json"
-        self._rows: Mapping[str, LiveRow] = MappingProxyType({})
+        self._allow_defaults = allow_defaults
+        digest = hashlib.sha256(db.describe(url).encode()).hexdigest()[:16]
+        self._state = (state_dir or db.home() / "live") / f"{digest}.json"
+        self._rows: Mapping[str, LiveRow[Any]] = MappingProxyType({})
         self._handled = self._rows  # what wait_for sees: _rows once its callbacks have run
         self._subscribers: dict[str, list[Callback]] = {d: [] for d in self._domains}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._connected, self._source, self._synced, self._error = False, "database", 0.0, None
+        self._source = "database"
+        self._since = 0.0  # when saved settings or the defaults were current; the listener's time once connected
         self._unreadable: dict[str, str] = {}  # domain -> why its stored active row is refused
         self._reported: set[tuple[str, object, int]] = set()  # each unreadable row is logged once
         self._on_connection: list[ConnectionCallback] = []
         self._changed = threading.Condition()
+        self._listener = Listener(url, self._domains, self._receive, on_connection=self._connection,
+                                  max_backoff=max_backoff, poll=poll)
 
     # -- reading: memory only ------------------------------------------------------
 
     def get(self, domain: str) -> Settings:
-        return self._rows[domain].settings
+        row: LiveRow = self._rows[domain]
+        return row.settings
 
     def row(self, domain: str) -> LiveRow:
         return self._rows[domain]
@@ -104,33 +101,52 @@ class LiveConfig:
         """Every domain at one instant: read several domains from one snapshot for a consistent view."""
         return self._rows
 
+    # Seven typed doors. The row is only annotated, never converted: a read stays a dict lookup.
     @property
-    def trading(self): return self._rows["trading"].settings  # noqa: E704 (seven one-line doors)
+    def trading(self) -> TradingConfig:
+        row: LiveRow[TradingConfig] = self._rows["trading"]
+        return row.settings
 
     @property
-    def scoring(self): return self._rows["scoring"].settings  # noqa: E704
+    def scoring(self) -> ScoringConfig:
+        row: LiveRow[ScoringConfig] = self._rows["scoring"]
+        return row.settings
 
     @property
-    def discovery(self): return self._rows["discovery"].settings  # noqa: E704
+    def discovery(self) -> DiscoveryConfig:
+        row: LiveRow[DiscoveryConfig] = self._rows["discovery"]
+        return row.settings
 
     @property
-    def cluster(self): return self._rows["cluster"].settings  # noqa: E704
+    def cluster(self) -> ClusterConfig:
+        row: LiveRow[ClusterConfig] = self._rows["cluster"]
+        return row.settings
 
     @property
-    def risk(self): return self._rows["risk"].settings  # noqa: E704
+    def risk(self) -> RiskConfig:
+        row: LiveRow[RiskConfig] = self._rows["risk"]
+        return row.settings
 
     @property
-    def exit(self): return self._rows["exit"].settings  # noqa: E704
+    def exit(self) -> ExitConfig:
+        row: LiveRow[ExitConfig] = self._rows["exit"]
+        return row.settings
 
     @property
-    def api(self): return self._rows["api"].settings  # noqa: E704
+    def api(self) -> ApiConfig:
+        row: LiveRow[ApiConfig] = self._rows["api"]
+        return row.settings
 
     def health(self) -> Health:
-        age = 0.0 if self._connected else max(0.0, time.time() - self._synced)
+        listener = self._listener
+        connected = listener.connected
+        age = 0.0 if connected else max(0.0, time.time() - max(listener.synced, self._since))
+        # Connected: a stored row the models refuse, if any; not: why the connection failed.
+        error = next(iter(self._unreadable.values()), None) if connected else listener.error
         rows = self._rows
         sources = {r.source for r in rows.values()}
-        return Health(self._connected, sources.pop() if len(sources) == 1 else "mixed" if sources else self._source,
-                      age, self._error,
+        return Health(connected, sources.pop() if len(sources) == 1 else "mixed" if sources else self._source,
+                      age, error,
                       MappingProxyType({d: r.version for d, r in rows.items()}),
                       MappingProxyType({d: r.id for d, r in rows.items()}),
                       MappingProxyType({d: r.activation for d, r in rows.items()}),
@@ -166,22 +182,14 @@ class LiveConfig:
 
     def start(self) -> LiveConfig:
         """Listen and load every domain (database, else saved settings, else defaults if allowed)."""
-        import psycopg
-
-        conn = None
-        try:
-            conn = self._open()  # once started, changes are heard: the thread goes on with this connection
-        except (psycopg.OperationalError, DatabaseError) as exc:
-            self._error = " ".join(str(exc).split())
-            self._fall_back(exc)
-        self._thread = threading.Thread(target=self._listen, args=(conn,), name="walltrack-live", daemon=True)
-        self._thread.start()
+        failure = self._listener.connect()  # once connected, changes are heard: the listener goes on with it
+        if failure is not None:
+            self._fall_back(failure)
+        self._listener.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(self._poll + 5)
+        self._listener.stop()
 
     def __enter__(self) -> LiveConfig:
         return self.start()
@@ -189,7 +197,7 @@ class LiveConfig:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _fall_back(self, exc: ConfigError) -> None:
+    def _fall_back(self, exc: Exception) -> None:
         if isinstance(exc, LiveConfigUnavailable):
             raise exc  # the database answered, but nothing usable was found for some domain
         saved = self._read_saved()
@@ -197,12 +205,12 @@ class LiveConfig:
             self._swap(saved, notify=False)
             self._source = "saved"
             log.warning("database unreachable (%s); running on the settings saved at %s", exc,
-                        datetime.fromtimestamp(self._synced, timezone.utc).isoformat(timespec="seconds"))
+                        datetime.fromtimestamp(self._since, UTC).isoformat(timespec="seconds"))
         elif isinstance(exc, SchemaOutdated):
             raise exc  # what to do is migrate, not start on defaults
         elif self._allow_defaults:
             self._swap(self._defaults(self._domains), notify=False)
-            self._source, self._synced = "defaults", time.time()
+            self._source, self._since = "defaults", time.time()
             log.warning("database unreachable (%s) and no saved settings; running on the built-in defaults", exc)
         else:
             raise LiveConfigUnavailable(f"{exc}; no saved settings in {self._state} (pass allow_defaults=True "
@@ -211,105 +219,32 @@ class LiveConfig:
     def _defaults(self, domains: Iterable[str]) -> dict[str, LiveRow]:
         return {d: LiveRow(d, None, 0, MODELS[d](), source="defaults") for d in domains}
 
-    def _open(self):
-        """A connection that LISTENs, then every domain loaded through it: nothing committed in between is missed."""
-        from .. import schema
+    # -- driven by the listener (its thread; start's for the first reading) -----------
 
-        conn = db.connect(self._url, application_name="walltrack-live")
-        try:
-            schema.require(conn)
-            conn.execute(f"LISTEN {CHANNEL}")
-            self._load(conn, self._domains)
-        except BaseException:
-            conn.close()
-            raise
-        self._connected, self._source = True, "database"
-        self._error = next(iter(self._unreadable.values()), None)
-        return conn
+    def _receive(self, reading: Reading) -> None:
+        """Fresh rows from the database: swap them in, tell the subscribers, save them."""
+        fresh: dict[str, LiveRow] = dict(reading.rows)
+        for domain in reading.rows:
+            self._unreadable.pop(domain, None)
+        for domain, refused in reading.refused.items():
+            # A live row the models refuse: keep the last good settings, say why once per change.
+            self._unreadable[domain] = refused.problem
+            if (domain, refused.id, refused.activation) not in self._reported:
+                self._reported.add((domain, refused.id, refused.activation))
+                log.error("%s; keeping the last good %s settings", refused.problem, domain)
+        missing = [d for d in self._unreadable if d not in self._rows and d not in fresh]
+        if missing:
+            fresh |= self._stand_ins(missing)
+        self._source = "database"
+        self._swap(fresh, notify=True)
+        self._save()
 
-    def _listen(self, conn) -> None:
-        import psycopg
-
-        delay = 0.05
-        while not self._stop.is_set():
-            try:
-                lost = conn is None
-                with conn if conn is not None else self._open() as listening:
-                    delay = 0.05
-                    log.info("listening for configuration changes")
-                    if lost:
-                        self._tell_connection(True, None)
-                    while not self._stop.is_set():
-                        # Back at the first notification; psycopg keeps the ones that come during _load for us.
-                        # Read them all first: the generator holds the connection's lock while it is open.
-                        notes = list(listening.notifies(timeout=self._poll, stop_after=1))
-                        domains = {d for d in map(self._domain_of, notes) if d is not None}
-                        self._synced = time.time()
-                        if domains:
-                            self._load(listening, sorted(domains))
-            except (psycopg.OperationalError, DatabaseError) as exc:
-                self._error = " ".join(str(exc).split())
-                if self._connected:
-                    log.warning("lost the database (%s); keeping the last good settings and reconnecting", self._error)
-                    self._tell_connection(False, self._error)
-            except Exception:  # a bug must not end the listener: log it and start over
-                log.exception("configuration listener failed; restarting it")
-            conn = None
-            if self._connected:
-                self._synced = time.time()
-            self._connected = False
-            self._stop.wait(delay)
-            delay = min(delay * 2, self._max_backoff)
-
-    def _domain_of(self, note: Any) -> str | None:
-        """The domain a notification names; anything else (any role may NOTIFY this channel) is ignored."""
-        try:
-            domain = json.loads(note.payload)["domain"] if len(note.payload) < 1000 else None
-        except Exception:  # malformed, or nested deep enough to exhaust the parser
-            domain = None
-        if isinstance(domain, str) and domain in DOMAINS:
-            return domain if domain in self._subscribers else None  # another process's domains: not news here
-        log.warning("ignored a malformed notification: %.200r", note.payload)
-        return None
-
-    def _tell_connection(self, connected: bool, error: str | None) -> None:
+    def _connection(self, connected: bool, error: str | None) -> None:
         for callback in list(self._on_connection):
             try:
                 callback(connected, error)
             except Exception:
                 log.exception("a connection callback failed")
-
-    def _load(self, conn, domains: Iterable[str]) -> None:
-        fresh = {}
-        for domain in domains:
-            row = lifecycle.active_row(conn, domain)
-            activation = lifecycle.last_activation(conn, domain, row.id)
-            if row.problems:
-                self._refuse(domain, row, activation.seq if activation else 0)
-                continue
-            self._unreadable.pop(domain, None)
-            fresh[domain] = LiveRow(domain, row.id, row.version, row.settings, row.name,
-                                    activation.activated_at if activation else row.updated_at,
-                                    activation.seq if activation else 0,
-                                    activation.performed_by if activation else row.updated_by,
-                                    activation.reason if activation else None)
-        missing = [d for d in self._unreadable if d not in self._rows and d not in fresh]
-        if missing:
-            fresh |= self._stand_ins(missing)
-        self._error = next(iter(self._unreadable.values()), None)
-        self._swap(fresh, notify=True)
-        self._synced = time.time()
-        self._save()
-
-    def _refuse(self, domain: str, row: lifecycle.ConfigRow, activation: int) -> None:
-        """A live row the models refuse: keep the last good settings, say why once per change."""
-        try:
-            row.readable()
-        except ConfigError as exc:
-            self._unreadable[domain] = " ".join(str(exc).split())
-        if (domain, row.id, activation) not in self._reported:
-            self._reported.add((domain, row.id, activation))
-            log.error("%s; keeping the last good %s settings", self._unreadable[domain], domain)
 
     def _stand_ins(self, domains: list[str]) -> dict[str, LiveRow]:
         """For domains with no good settings yet: the saved ones, else the defaults if allowed."""
@@ -341,6 +276,8 @@ class LiveConfig:
             self._handled = self._rows
             self._changed.notify_all()
 
+    # -- saved settings --------------------------------------------------------------
+
     def _save(self) -> None:
         document = {"saved_at": time.time(), "domains": {d: _saved(r) for d, r in self._rows.items()}}
         try:
@@ -362,7 +299,7 @@ class LiveConfig:
             return None
         if require_all and set(rows) != set(self._domains):
             return None
-        self._synced = float(document["saved_at"])
+        self._since = float(document["saved_at"])
         return rows
 
 

@@ -207,7 +207,7 @@ def statements(sql: str) -> list[Statement]:
     try:
         tokens = scan(sql)
     except ParseError as exc:
-        raise ScriptSyntaxError(sql.count("\n", 0, exc.args[1]) + 1, exc.args[0]) from None
+        raise ScriptSyntaxError(sql.count("\n", 0, exc.args[1]) + 1, exc.args[0]) from exc
     found: list[Statement] = []
     start, depth, previous = None, 0, ""
     for token in tokens:  # offsets count characters; `end` is inclusive
@@ -220,9 +220,8 @@ def statements(sql: str) -> list[Statement]:
             continue
         if start is None:
             start = token.start
-        if token.name == "ATOMIC" and previous == "BEGIN_P":
-            depth += 1
-        elif depth and token.name == "CASE":
+        # BEGIN ATOMIC opens a body; inside one, CASE opens a level that END closes, as the body's own END does.
+        if (token.name == "ATOMIC" and previous == "BEGIN_P") or (depth and token.name == "CASE"):
             depth += 1
         elif depth and token.name == "END_P":
             depth -= 1

@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from . import plan as core
+from ..db import scalar
 from ..errors import MigrationFailed, MigrationLockTimeout
+from . import plan as core
 from .plan import Applied, HistoryRow, Loss, Migration, Relation, Script, StatusRow, UndoPreview
 
 if TYPE_CHECKING:
@@ -61,7 +62,8 @@ def migrate(conn: psycopg.Connection, found: list[Migration], actor: str, *,
             try:
                 _run(conn, migration, migration.apply, "apply", actor)
             except MigrationFailed as exc:
-                raise exc.after(done, max([*applied, *done], default=0)) from None
+                # The same failure, told what this run did before it; its cause is the database's error.
+                raise exc.after(done, max([*applied, *done], default=0)) from exc.__cause__
             done.append(migration.version)
         return pending
 
@@ -81,7 +83,7 @@ def undo(conn: psycopg.Connection, found: list[Migration], actor: str, to: int |
             try:
                 _run(conn, migration, migration.undo, "undo", actor)
             except MigrationFailed as exc:
-                raise exc.after(done, max(set(applied) - set(done), default=0)) from None
+                raise exc.after(done, max(set(applied) - set(done), default=0)) from exc.__cause__
             done.append(migration.version)
         return chosen
 
@@ -101,7 +103,8 @@ def undo_preview(conn: psycopg.Connection, found: list[Migration], to: int | Non
         chosen = core.plan_undo(found, applied, to)
         with conn.transaction() as everything:
             before = _relations(conn)
-            failure, done = None, []
+            failure: MigrationFailed | None = None
+            done: list[int] = []
             with conn.transaction() as trial:
                 for migration in chosen:
                     assert migration.undo is not None
@@ -160,7 +163,7 @@ def _applied(conn: psycopg.Connection) -> dict[int, Applied]:
 
 
 def _has_history(conn: psycopg.Connection) -> bool:
-    return conn.execute("SELECT to_regclass('walltrack_migrations.history') IS NOT NULL").fetchone()[0]
+    return scalar(conn, "SELECT to_regclass('walltrack_migrations.history') IS NOT NULL", None, bool)
 
 
 @contextmanager
@@ -186,10 +189,10 @@ def _acquire(conn: psycopg.Connection, on_wait: OnWait | None, timeout: float | 
     import psycopg
 
     # Trying first is what lets the operator hear that (and for whom) this runner waits.
-    if conn.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY]).fetchone()[0]:
+    if scalar(conn, "SELECT pg_try_advisory_lock(%s)", [LOCK_KEY], bool):
         return
     holder = _lock_holder(conn)
-    if holder is None and conn.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY]).fetchone()[0]:
+    if holder is None and scalar(conn, "SELECT pg_try_advisory_lock(%s)", [LOCK_KEY], bool):
         return  # released in between: no one to wait for, so nothing to say
     if on_wait is not None:
         on_wait(holder)
@@ -200,12 +203,12 @@ def _acquire(conn: psycopg.Connection, on_wait: OnWait | None, timeout: float | 
         return
     if timeout <= 0:  # lock_timeout 0 would mean "wait forever" to PostgreSQL
         raise MigrationLockTimeout(holder, timeout)
-    previous = conn.execute("SELECT current_setting('lock_timeout')").fetchone()[0]
+    previous = scalar(conn, "SELECT current_setting('lock_timeout')", None, str)
     conn.execute("SELECT set_config('lock_timeout', %s, false)", [f"{max(1, round(timeout * 1000))}ms"])
     try:
         conn.execute("SELECT pg_advisory_lock(%s)", [LOCK_KEY])
-    except psycopg.errors.LockNotAvailable:
-        raise MigrationLockTimeout(_lock_holder(conn) or holder, timeout) from None
+    except psycopg.errors.LockNotAvailable as exc:
+        raise MigrationLockTimeout(_lock_holder(conn) or holder, timeout) from exc
     finally:
         conn.execute("SELECT set_config('lock_timeout', %s, false)", [previous])
 
@@ -220,7 +223,10 @@ def _lock_holder(conn: psycopg.Connection) -> int | None:
         "   AND objsubid = 1",
         {"key": LOCK_KEY},
     ).fetchone()
-    return row[0] if row else None
+    if row is None:
+        return None
+    pid: int = row[0]
+    return pid
 
 
 def _run(conn: psycopg.Connection, migration: Migration, script: Script, kind: str, actor: str) -> None:
@@ -245,7 +251,7 @@ def _execute(conn: psycopg.Connection, script: Script) -> None:
             for statement in script.statements:
                 cur.execute(statement.sql)
     except psycopg.Error as exc:
-        raise MigrationFailed(script.path, _line(statement, exc), _message(exc), exc.sqlstate) from None
+        raise MigrationFailed(script.path, _line(statement, exc), _message(exc), exc.sqlstate) from exc
 
 
 # User tables and their columns: the runner's own schema and PostgreSQL's are not the operator's data.
@@ -278,12 +284,12 @@ def _count(conn: psycopg.Connection, schema: str, table: str, column: str | None
     query = sql.SQL("SELECT {} FROM ONLY {}").format(what, sql.Identifier(schema, table))
     try:
         with conn.transaction():
-            return conn.execute(query).fetchone()[0]
+            return scalar(conn, query, None, int)
     except psycopg.Error:
         return None  # no privilege to read it: the loss is real, only its size is unknown
 
 
-def _record(conn, migration: Migration, script: Script, kind: str, actor: str, success: bool,
+def _record(conn: psycopg.Connection, migration: Migration, script: Script, kind: str, actor: str, success: bool,
             ms: int, error: str | None = None) -> None:
     conn.execute(
         "INSERT INTO walltrack_migrations.history"
