@@ -35,14 +35,14 @@ class _Group(TyperGroup):
                      **extra: Any) -> ClickContext:
         try:
             return super().make_context(info_name, args, parent, **extra)
-        except BrokenPipeError:
-            raise OutputClosed() from None
+        except BrokenPipeError as exc:
+            raise OutputClosed() from exc
 
     def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
-        except BrokenPipeError:
-            raise OutputClosed() from None
+        except BrokenPipeError as exc:
+            raise OutputClosed() from exc
 
 
 app = typer.Typer(

@@ -64,9 +64,9 @@ def parse_assignments(assignments: list[str], model: type[Settings]) -> dict[str
                                                              f"{MAX_VALUE_BYTES >> 10} KiB")])
         try:
             raw.encode("utf-8")
-        except UnicodeEncodeError:
+        except UnicodeEncodeError as exc:
             # Python keeps argument bytes that are not UTF-8 as lone surrogates, which no database column takes.
-            raise InvalidValue(model.table, [FieldError(key, "not UTF-8 text")]) from None
+            raise InvalidValue(model.table, [FieldError(key, "not UTF-8 text")]) from exc
         info = model.model_fields.get(key)
         if info is not None and getattr(info.annotation, "__origin__", None) is list:
             if json_depth(raw) > MAX_DEPTH:
@@ -74,7 +74,7 @@ def parse_assignments(assignments: list[str], model: type[Settings]) -> dict[str
             try:
                 changes[key] = json.loads(raw, object_pairs_hook=partial(each_key_once, field=key))
             except json.JSONDecodeError as exc:
-                raise InvalidValue(model.table, [FieldError(key, f"not JSON: {exc.msg}")]) from None
+                raise InvalidValue(model.table, [FieldError(key, f"not JSON: {exc.msg}")]) from exc
         elif (info is not None and raw.strip().lower() in ("null", "none") and not info.is_required()
               and info.default is None):
             changes[key] = None

@@ -114,7 +114,7 @@ def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise InvalidFile(str(path), exc.strerror or "cannot be read") from None
+        raise InvalidFile(str(path), exc.strerror or "cannot be read") from exc
 
 
 def _keep(body: str, domain: str, row_id: Any) -> None:
@@ -147,7 +147,7 @@ def _run_editor(text: str) -> str | None:
         try:
             done = subprocess.run([*shlex.split(editor), str(path)])
         except OSError as exc:
-            raise UsageError(f"cannot start the editor {editor!r}: {exc.strerror}; set $EDITOR") from None
+            raise UsageError(f"cannot start the editor {editor!r}: {exc.strerror}; set $EDITOR") from exc
         if done.returncode != 0:
             raise NothingToDo(f"edit abandoned: {editor} exited with status {done.returncode}")
         from .. import exchange

@@ -214,7 +214,7 @@ class LiveConfig:
             log.warning("database unreachable (%s) and no saved settings; running on the built-in defaults", exc)
         else:
             raise LiveConfigUnavailable(f"{exc}; no saved settings in {self._state} (pass allow_defaults=True "
-                                        "to start on the built-in defaults)") from None
+                                        "to start on the built-in defaults)") from exc
 
     def _defaults(self, domains: Iterable[str]) -> dict[str, LiveRow]:
         return {d: LiveRow(d, None, 0, MODELS[d](), source="defaults") for d in domains}
