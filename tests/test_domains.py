@@ -88,3 +88,12 @@ def test_the_audit_trigger_writes_only_the_known_actions(conn: psycopg.Connectio
     assert written == set(AUDIT_ACTIONS), "every action was exercised"
     read = audit.history(conn, "risk", limit=100)
     assert {e.action for e in read} == set(AuditAction) and all(type(e.action) is AuditAction for e in read)
+
+
+@pytest.mark.pure
+def test_the_literal_names_are_the_enums():
+    from typing import get_args
+
+    from walltrack_config.domains import DOMAINS, STATUSES, DomainName, StatusName
+
+    assert get_args(DomainName) == DOMAINS and get_args(StatusName) == STATUSES

@@ -137,7 +137,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         # A database failure we did not foresee (the server went away mid-command) is still not a bug to dump.
         if type(exc).__module__.startswith("psycopg"):
-            typer.echo(f"error: database: {' '.join(str(exc).split())}", err=True)
+            from .render import visible  # the server's message may quote stored text
+
+            typer.echo(f"error: database: {visible(' '.join(str(exc).split()))}", err=True)
             sys.exit(2)
         raise
     try:
