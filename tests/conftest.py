@@ -247,6 +247,17 @@ def run_cli(*args: str, env: dict[str, str] | None = None, input: str = "", time
     return run_in_process(*args, env=env, input=input, timeout=timeout)
 
 
+def start_watch(url: str, home: Path, *args: str) -> subprocess.Popen[str]:
+    """`walltrack-config --database-url URL watch ARGS…` as a process of its own, its output piped as text."""
+    return subprocess.Popen(
+        [str(CLI), "--database-url", url, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={"WALLTRACK_HOME": str(home), "PATH": "/usr/bin:/bin"},
+    )
+
+
 def run_installed(*args: str, env: dict[str, str] | None = None, input: str = "", timeout: float = 120) -> Run:
     """The installed console script, in a process of its own (stdin is `input`, empty by default)."""
     full_env = {k: v for k, v in os.environ.items() if k != "WALLTRACK_DATABASE_URL"}

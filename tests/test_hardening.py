@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from conftest import CLI, run_cli
+from conftest import CLI, run_cli, start_watch
 from test_cli import assert_one_line_error
 from walltrack_config import audit, schema
 from walltrack_config import lifecycle as lc
@@ -333,7 +333,7 @@ def _conflicting_editor(tmp_path: Path, url: str, draft_id: str) -> str:
         "path = pathlib.Path(sys.argv[1]); text = path.read_text()\n"
         f"with psycopg.connect({url!r}, autocommit=True) as c:\n"
         "    c.execute(\"SELECT walltrack.edit_config('risk', %s, 1,\"\n"
-        f"              \" '{{\\\"circuit_breaker_cooldown_minutes\\\": 99}}')\", [{draft_id!r}])\n"
+        f'              " \'{{\\"circuit_breaker_cooldown_minutes\\": 99}}\')", [{draft_id!r}])\n'
         "path.write_text(text.replace('max_order_attempts: 3', 'max_order_attempts: 7'))\n"
     )
     return f"{sys.executable} {script}"
@@ -387,13 +387,7 @@ def test_callbacks_get_live_rows_and_health_counts_activations(migrated_db, tmp_
 
 
 def test_watch_prints_who_why_and_reconnects(migrated_db, tmp_path):
-    watcher = subprocess.Popen(
-        [str(CLI), "--database-url", migrated_db, "watch", "api"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={"WALLTRACK_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
-    )
+    watcher = start_watch(migrated_db, tmp_path, "watch", "api")
     try:
         assert "watching api" in watcher.stderr.readline()
         with psycopg.connect(migrated_db, autocommit=True) as conn:
@@ -414,13 +408,7 @@ def test_watch_prints_who_why_and_reconnects(migrated_db, tmp_path):
 
 
 def test_watch_ends_quietly_when_its_output_is_closed(migrated_db, tmp_path):
-    watcher = subprocess.Popen(
-        [str(CLI), "--database-url", migrated_db, "watch", "api"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={"WALLTRACK_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
-    )
+    watcher = start_watch(migrated_db, tmp_path, "watch", "api")
     try:
         assert "watching api" in watcher.stderr.readline()
         watcher.stdout.close()  # `watch | head -0`

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import threading
 import time
 import warnings
@@ -12,7 +11,7 @@ import warnings
 import psycopg
 import pytest
 
-from conftest import CLI, catalog, run_cli
+from conftest import catalog, run_cli, start_watch
 from walltrack_config import lifecycle as lc
 from walltrack_config.errors import UnknownDomain
 from walltrack_config.live import LiveConfig, LiveConfigUnavailable
@@ -78,13 +77,7 @@ def test_reads_come_typed_from_memory_and_health_says_connected(live):
 
 
 def test_an_activation_and_a_rollback_reach_another_process(migrated_db, tmp_path):
-    watcher = subprocess.Popen(
-        [str(CLI), "--database-url", migrated_db, "--json", "watch", "risk"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={"WALLTRACK_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
-    )
+    watcher = start_watch(migrated_db, tmp_path, "--json", "watch", "risk")
     try:
         assert "watching risk" in watcher.stderr.readline()
         live = change(migrated_db, max_order_attempts=7)
@@ -223,13 +216,7 @@ def test_a_restarted_server_and_a_start_while_it_is_down(own_server, tmp_path):
 
 
 def test_watch_prints_changes_as_text(migrated_db, tmp_path):
-    watcher = subprocess.Popen(
-        [str(CLI), "--database-url", migrated_db, "watch", "risk"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={"WALLTRACK_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
-    )
+    watcher = start_watch(migrated_db, tmp_path, "watch", "risk")
     try:
         watcher.stderr.readline()
         change(migrated_db, max_order_attempts=6)
