@@ -420,3 +420,12 @@ def catalog(url: str) -> dict[str, list[tuple]]:
     }
     with psycopg.connect(url) as conn:
         return {key: sorted(conn.execute(q).fetchall(), key=repr) for key, q in queries.items()}
+
+
+@pytest.fixture
+def api(migrated_db: str) -> Iterator[Any]:
+    """The REST API on a real socket over a new migrated database, with a token per role (api.client(role))."""
+    from server_support import serving
+
+    with serving(migrated_db) as running:
+        yield running

@@ -8,7 +8,7 @@ import pytest
 from walltrack_config import db, errors
 from walltrack_config import lifecycle as lc
 
-STATUSES = {400, 404, 409, 412, 422, 503}
+STATUSES = {400, 401, 403, 404, 409, 412, 413, 422, 428, 429, 503}
 
 
 def _family(cls: type[errors.ConfigError]) -> list[type[errors.ConfigError]]:

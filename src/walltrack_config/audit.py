@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from .domains import AuditAction
+from .domains import DOMAINS, AuditAction
 from .lifecycle import model_of, translated
 
 if TYPE_CHECKING:
@@ -57,6 +57,30 @@ def history(conn: psycopg.Connection, domain: str, limit: int = 50, since: datet
                ORDER BY id DESC LIMIT %s"""
     with translated(domain), conn.cursor(row_factory=class_row(AuditEntry)) as cur:
         return cur.execute(query, [table, since, limit]).fetchall()
+
+
+def entries(conn: psycopg.Connection, *, domain: str | None = None, actor: str | None = None,
+            since: datetime | None = None, until: datetime | None = None, limit: int = 50,
+            before: int | None = None) -> list[AuditEntry]:
+    """Audit entries of every domain (or one), newest first, filtered; `before` an id: the page after it.
+
+    Paging by id, not by offset: a page stays the same while new entries arrive on top.
+    """
+    from psycopg.rows import class_row
+
+    tables = [model_of(domain).table] if domain is not None else [model_of(d).table for d in DOMAINS]
+    query = """SELECT id, config_table, config_id, action, old_values, new_values, changed_fields, reason,
+                      performed_by, performed_at, source_ip, user_agent, db_user,
+                      host(db_client_addr) AS db_client_addr
+               FROM walltrack.config_audit_log
+               WHERE config_table = ANY(%s)
+                 AND (%s::text IS NULL OR performed_by = %s)
+                 AND performed_at >= coalesce(%s, '-infinity'::timestamptz)
+                 AND performed_at < coalesce(%s, 'infinity'::timestamptz)
+                 AND id < coalesce(%s, 9223372036854775807)
+               ORDER BY id DESC LIMIT %s"""
+    with translated(domain or "trading"), conn.cursor(row_factory=class_row(AuditEntry)) as cur:
+        return cur.execute(query, [tables, actor, actor, since, until, before, limit]).fetchall()
 
 
 def snapshot(conn: psycopg.Connection, domain: str, row_id: UUID, version: int) -> dict[str, Any] | None:

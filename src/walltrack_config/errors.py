@@ -9,7 +9,12 @@ front door would answer with, so every door maps a refusal the same way:
 * 409: the request conflicts with the state it found (a lifecycle rule, a concurrent
   change, an ambiguous reference, nothing left to do, migrations that do not fit);
 * 412: the caller's precondition failed: the row is no longer at the version it reviewed;
+* 401: no valid credentials (a missing, unknown, expired or revoked token; a wrong password);
+* 403: valid credentials whose role may not do this;
+* 413: a request body over the limit;
 * 422: well-formed input whose values the rules refuse, or a stored row they refuse;
+* 428: a write that needs the version the caller reviewed (If-Match) came without it;
+* 429: too many failed sign-ins or token checks from one address or for one name: retry after a while;
 * 503: the database is unreachable, misconfigured, not migrated far enough, or busy
   (a lock held longer than we wait: the same request succeeds once it is released).
 
@@ -368,3 +373,88 @@ class ConfigBusy(ConfigError):
         how_long = f" for {waited}" if waited else ""
         super().__init__(f"another change to the configuration held its write lock{how_long}; nothing was written;"
                          " try again once it is committed")
+
+
+# -- principals: who may do what (V12) ----------------------------------------------------------------
+
+
+class AuthenticationFailed(ConfigError):
+    """No valid credentials. The message never says which part was wrong (name, password, token)."""
+
+    http_status = 401
+
+    def __init__(self, message: str = "invalid credentials"):
+        super().__init__(message)
+
+
+class Forbidden(ConfigError):
+    """Valid credentials whose role may not do this."""
+
+    http_status = 403
+
+    def __init__(self, principal: str, role: str, needed: str, action: str):
+        self.principal, self.role, self.needed, self.action = principal, role, needed, action
+        super().__init__(f"{principal} has role {role}; {action} needs role {needed} or above")
+
+
+class RateLimited(ConfigError):
+    """Too many failed attempts from one address or for one name; `retry_after` seconds until the next may try."""
+
+    http_status = 429
+
+    def __init__(self, retry_after: int, who: str):
+        self.retry_after, self.who = retry_after, who
+        super().__init__(f"too many failed attempts for {who}; try again in {retry_after} s")
+
+
+class AlreadyExists(ConfigError):
+    """A user or token of that name exists already."""
+
+    http_status = 409
+
+    def __init__(self, kind: str, name: str):
+        self.kind, self.name = kind, name
+        super().__init__(f"a {kind} named {name!r} exists already")
+
+
+class PreconditionRequired(ConfigError):
+    """A write that must name the version the caller reviewed (If-Match, or expected_version) did not."""
+
+    http_status = 428
+
+    def __init__(self, what: str):
+        self.what = what
+        super().__init__(f"{what} needs the version you reviewed: send If-Match: <version>")
+
+
+class TooLarge(ConfigError):
+    """A request body over the server's limit."""
+
+    http_status = 413
+
+    def __init__(self, size: int, limit: int):
+        self.size, self.limit = size, limit
+        super().__init__(f"request body of {size:,} bytes is over the limit of {limit:,} bytes")
+
+
+class MigrationsPending(MigrationError):
+    """A server refuses to start on a database with migrations it has not been told to apply."""
+
+    http_status = 503
+
+    def __init__(self, versions: list[int]):
+        self.versions = versions
+        listed = ", ".join(f"V{v}" for v in versions)
+        super().__init__(f"the database has pending migrations ({listed}); run `walltrack-config db migrate` "
+                         "first, or start with --migrate")
+
+
+class UnsafeBind(ConfigError):
+    """Serving beyond this machine before anyone can sign in would leave the API to whoever finds it first."""
+
+    exit_code = 2
+
+    def __init__(self, host: str):
+        self.host = host
+        super().__init__(f"refusing to listen on {host} while no user or API token exists; create one first "
+                         "(walltrack-config user add NAME --role admin), or serve on 127.0.0.1")

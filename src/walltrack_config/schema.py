@@ -15,12 +15,15 @@ if TYPE_CHECKING:
 
 #: the schema version this release's commands need
 NEEDED = 11
+#: what users, tokens and the server need (V12: principals)
+PRINCIPALS = 12
 
 _MARKERS = (
     (8, "to_regclass('walltrack.config_audit_log')"),
     (9, "to_regprocedure('walltrack.guard_config_row()')"),
     (10, "to_regprocedure('walltrack.notify_config_live()')"),
     (11, "to_regclass('walltrack.config_activations')"),
+    (12, "to_regclass('walltrack.users')"),
 )
 
 

@@ -1,8 +1,8 @@
 """The command line's shared context: the typer app and its groups, the global options, connections.
 
-Command modules register on `app`, `db_app` and `embedded_app` and import from here; nothing here
-imports them (cli.main does, to register them). Heavy imports (psycopg, rich, pglast) happen inside
-commands so --help stays instant.
+Command modules register on `app` and its groups (`db_app`, `embedded_app`, `user_app`, `token_app`) and
+import from here; nothing here imports them (cli.main does, to register them). Heavy imports (psycopg, rich,
+pglast) happen inside commands so --help stays instant.
 """
 
 from __future__ import annotations
@@ -56,8 +56,12 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Apply, undo and inspect the schema migrations.", no_args_is_help=True)
 embedded_app = typer.Typer(help="The embedded PostgreSQL used when no database URL is given.", no_args_is_help=True)
+user_app = typer.Typer(help="People who sign in to the server, and their roles.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for programs (each with a role of its own).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(embedded_app, name="embedded")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 
 
 @dataclass
@@ -113,13 +117,15 @@ def connect(opts: Options) -> psycopg.Connection[Any]:
     return db.connect(db.resolve_url(opts.database_url))
 
 
-def connect_migrated(opts: Options) -> psycopg.Connection[Any]:
-    """A connection to a database migrated far enough for these commands (else: what to run)."""
+def connect_migrated(opts: Options, needed: int | None = None) -> psycopg.Connection[Any]:
+    """A connection to a database migrated far enough for these commands (else: what to run).
+
+    `needed`: the schema version they need, when above the config commands' (schema.NEEDED)."""
     from .. import schema
 
     conn = connect(opts)
     try:
-        schema.require(conn)
+        schema.require(conn, schema.NEEDED if needed is None else needed)
         # A change waits for another one to commit, but not forever: an operator under pressure is told.
         conn.execute("SET lock_timeout = '10s'")
     except BaseException:

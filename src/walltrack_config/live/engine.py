@@ -82,6 +82,9 @@ class Reading:
 
 Sink = Callable[[Reading], object]
 ConnectionReport = Callable[[bool, str | None], object]
+#: Hears a notification's payload on another channel, or None after a (re)connection: whatever was sent
+#: while nobody listened is lost, so anything may have changed.
+ChannelHandler = Callable[[str | None], object]
 
 
 def one_line(exc: BaseException) -> str:
@@ -99,13 +102,15 @@ class Listener:
 
     def __init__(self, url: str, domains: Iterable[str], sink: Sink, *,
                  on_connection: ConnectionReport | None = None, max_backoff: float = 1.0, poll: float = 0.5,
-                 application_name: str = APPLICATION) -> None:
+                 application_name: str = APPLICATION, channels: Mapping[str, ChannelHandler] | None = None) -> None:
         self.url = url
         self.domains = tuple(domains)
         self._wanted = frozenset(self.domains)
         self._sink = sink
         self._on_connection = on_connection
         self._max_backoff, self._poll, self._application = max_backoff, poll, application_name
+        # Other channels on the same connection: a server process keeps one listening connection in all.
+        self._channels = dict(channels or {})
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._first: psycopg.Connection[Any] | None = None  # from connect(), for the thread to go on with
@@ -151,13 +156,17 @@ class Listener:
 
     def _open(self) -> psycopg.Connection[Any]:
         """A connection that LISTENs, then every domain read through it: nothing committed in between is missed."""
+        from psycopg import sql
+
         from .. import schema
 
         conn = db.connect(self.url, application_name=self._application)
         try:
             schema.require(conn)
-            conn.execute(f"LISTEN {CHANNEL}")
+            for channel in (CHANNEL, *self._channels):
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
             self._read(conn, self.domains)
+            self._hear(None)
         except BaseException:
             conn.close()
             raise
@@ -180,7 +189,11 @@ class Listener:
                         # Back at the first notification; psycopg keeps the ones that come during a read for us.
                         # Read them all first: the generator holds the connection's lock while it is open.
                         notes = list(listening.notifies(timeout=self._poll, stop_after=1))
-                        domains = {d for d in map(self._domain_of, notes) if d is not None}
+                        for note in notes:
+                            if note.channel != CHANNEL:
+                                self._hear(note.payload, note.channel)
+                        ours = [note for note in notes if note.channel == CHANNEL]
+                        domains = {d for d in map(self._domain_of, ours) if d is not None}
                         self.synced = time.time()
                         if domains:
                             self._read(listening, sorted(domains))
@@ -208,6 +221,15 @@ class Listener:
             return domain if domain in self._wanted else None  # another process's domains: not news here
         log.warning("ignored a malformed notification: %.200r", note.payload)
         return None
+
+    def _hear(self, payload: str | None, channel: str | None = None) -> None:
+        """Hand a payload to its channel's handler; None (after connecting) to every handler."""
+        chosen = self._channels.items() if channel is None else [(channel, self._channels[channel])]
+        for name, handler in chosen:
+            try:
+                handler(payload)
+            except Exception:
+                log.exception("the handler of channel %s failed", name)
 
     def _report(self, connected: bool, error: str | None) -> None:
         if self._on_connection is None:

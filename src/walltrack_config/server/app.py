@@ -1,0 +1,46 @@
+"""The ASGI application: routes under /api/v1, problems, security headers, body cap, and a lifespan that
+opens the server's state (listener, pool) before the first request and closes it after the last."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .. import __version__
+from . import problems
+from .middleware import BodyLimit, SecurityHeaders
+from .routes import config, docs, drafts, exchange, health, principals
+from .settings import ServerSettings
+from .state import ServerState
+
+PREFIX = "/api/v1"
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    state = ServerState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from starlette.concurrency import run_in_threadpool
+
+        await run_in_threadpool(state.open)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(state.close)
+
+    app = FastAPI(title="walltrack-config", version=__version__, lifespan=lifespan,
+                  openapi_url=f"{PREFIX}/openapi.json", docs_url=None, redoc_url=None,
+                  description="WallTrack's settings: read them, draft and edit, activate, roll back, audit.")
+    app.state.server = state
+    for module in (config, drafts, exchange, principals):
+        app.include_router(module.router, prefix=PREFIX)
+    app.include_router(health.router, prefix=PREFIX)
+    app.include_router(health.router, include_in_schema=False)  # where probes usually look, too
+    app.include_router(docs.router)
+    problems.install(app)
+    app.add_middleware(BodyLimit, limit=settings.body_limit)
+    app.add_middleware(SecurityHeaders, tls=settings.tls)  # outermost: every answer gets them, a 413 too
+    return app

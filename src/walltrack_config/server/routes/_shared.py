@@ -1,0 +1,75 @@
+"""What several route modules need: rows as JSON, ETags, the domain path parameter."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path, Request, Response
+
+from ... import lifecycle
+from ...diff import Change
+from ...errors import FieldError, InvalidValue, PreconditionRequired
+from ...lifecycle import ConfigRow
+from ...models import plain
+
+DomainPath = Annotated[str, Path(description="trading, scoring, discovery, cluster, risk, exit or api.",
+                                 max_length=40)]
+RefPath = Annotated[str, Path(description="A row: id, id prefix (6+) or exact name; or active, default, draft, "
+                                          "archived.", max_length=200)]
+
+Responses = dict[int | str, dict[str, Any]]
+ROW_NOT_FOUND: Responses = {404: {"description": "No such domain or row (application/problem+json)."}}
+
+
+def row_json(row: ConfigRow) -> dict[str, Any]:
+    return {
+        "domain": row.domain, "id": str(row.id), "name": row.name, "status": row.status, "version": row.version,
+        "description": row.description, "created_at": row.created_at, "updated_at": row.updated_at,
+        "created_by": row.created_by, "updated_by": row.updated_by, "settings": plain(row.settings),
+        "problems": [{"field": p.field, "message": p.message} for p in row.problems],
+    }
+
+
+def ref_json(row: ConfigRow) -> dict[str, Any]:
+    return {"id": str(row.id), "name": row.name, "status": row.status, "version": row.version}
+
+
+def changes_json(changes: list[Change]) -> list[dict[str, Any]]:
+    return [{"field": c.field, "old": plain(c.old), "new": plain(c.new)} for c in changes]
+
+
+def domain_of(domain: str) -> str:
+    """The domain, or UnknownDomain (404) naming the real ones."""
+    lifecycle.model_of(domain)
+    return domain
+
+
+def version_etag(row: ConfigRow) -> str:
+    return f'"{row.version}"'
+
+
+def with_etag(response: Response, row: ConfigRow) -> None:
+    response.headers["ETag"] = version_etag(row)
+
+
+def if_match(request: Request, table: str, what: str, *, required: bool = True,
+             fallback: int | None = None) -> int | None:
+    """The version an If-Match header names (`3`, `"3"` or `W/"3"`), else `fallback`; 428 if neither and required."""
+    header = request.headers.get("if-match")
+    if header is None:
+        if fallback is None and required:
+            raise PreconditionRequired(what)
+        return fallback
+    text = header.strip().removeprefix("W/").strip('"')
+    if not text.isdigit() or len(text) > 10 or int(text) > 2**31 - 1:
+        raise InvalidValue(table, [FieldError("If-Match", f"{header[:40]!r} is not a row version (a whole number)")])
+    return int(text)
+
+
+def matches(request: Request, etag: str) -> bool:
+    """Whether If-None-Match names this ETag (or *): the client's copy is current."""
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return "*" in tags or etag in tags

@@ -1,0 +1,118 @@
+"""Writes: drafts (editor), activation, rollback and restore (operator). Each runs as the caller: the
+audit trail's performed_by is the authenticated principal, never something the client sends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from ... import lifecycle
+from ...errors import FieldError, InvalidValue
+from ...lifecycle import ConfigRow
+from ..deps import Connection, Editor, Operator, server
+from ..schemas import ActivateIn, DiscardIn, DraftIn, DraftPatchIn, RestoreIn, RollbackIn, RowOut
+from ._shared import ROW_NOT_FOUND, DomainPath, RefPath, Responses, domain_of, if_match, row_json, with_etag
+
+router = APIRouter(tags=["drafts"])
+
+WRITE_ERRORS: Responses = {
+    **ROW_NOT_FOUND,
+    409: {"description": "A lifecycle rule or a concurrent change refused it."},
+    412: {"description": "The row is no longer at the version you sent (If-Match / expected_version)."},
+    422: {"description": "A value the rules refuse, naming the field and the rule."},
+    428: {"description": "The version you reviewed is required (If-Match)."},
+}
+
+
+def _created(request: Request, response: Response, row: ConfigRow) -> dict[str, Any]:
+    response.status_code = 201
+    response.headers["Location"] = str(request.url_for("get_row", domain=row.domain, ref=str(row.id)))
+    with_etag(response, row)
+    return row_json(row)
+
+
+def _live(request: Request, row: ConfigRow) -> None:
+    """Wait until this process serves the row it just made live, so the caller's next read shows it."""
+    state = server(request)
+    state.snapshot.wait_for(row.domain, row.id, row.version, state.settings.live_wait)
+
+
+@router.post("/config/{domain}/drafts", response_model=RowOut, status_code=201, responses=WRITE_ERRORS)
+def create_draft(request: Request, response: Response, domain: DomainPath, body: DraftIn, who: Editor,
+                 conn: Connection) -> dict[str, Any]:
+    """A new draft, copied from the active row (default), the default row, or any row."""
+    domain_of(domain)
+    source = body.from_ if body.from_ in ("active", "default") else lifecycle.resolve(conn, domain, body.from_).id
+    row = lifecycle.clone(conn, domain, source, actor=who.actor, reason=body.reason, name=body.name)
+    return _created(request, response, row)
+
+
+@router.patch("/config/{domain}/drafts/{ref}", response_model=RowOut, responses=WRITE_ERRORS)
+def edit_draft(request: Request, response: Response, domain: DomainPath, ref: RefPath, body: DraftPatchIn,
+               who: Editor, conn: Connection) -> dict[str, Any]:
+    """Change a draft's settings, name or description; If-Match: the version you read (428 without, 412 stale)."""
+    table = lifecycle.table_of(domain_of(domain))
+    version = if_match(request, table, "editing a draft")
+    assert version is not None
+    changes: dict[str, object] = dict(body.settings)
+    changes.update({k: v for k in ("name", "description") if (v := getattr(body, k)) is not None})
+    if not changes:
+        raise InvalidValue(table, [FieldError("settings", "nothing to change: give settings, name or description")])
+    draft = lifecycle.resolve(conn, domain, ref)
+    row = lifecycle.edit(conn, domain, draft.id, version, changes, actor=who.actor, reason=body.reason)
+    with_etag(response, row)
+    return row_json(row)
+
+
+@router.delete("/config/{domain}/drafts/{ref}", status_code=204, responses=WRITE_ERRORS)
+def discard_draft(request: Request, domain: DomainPath, ref: RefPath, who: Editor, conn: Connection,
+                  body: DiscardIn | None = None) -> Response:
+    """Delete a draft (its last state stays in the history); with If-Match, only at that version."""
+    table = lifecycle.table_of(domain_of(domain))
+    expected = if_match(request, table, "discarding a draft", required=False)
+    with conn.transaction():
+        lifecycle.lock_writes(conn)  # the version checked is the version deleted
+        draft = lifecycle.resolve(conn, domain, ref)
+        if expected is not None and draft.version != expected:
+            from ...errors import StaleVersion
+
+            raise StaleVersion(table, f"draft changed since you reviewed it (v{expected} → v{draft.version}); "
+                                      "review again", draft.id, expected)
+        lifecycle.discard(conn, domain, draft.id, actor=who.actor, reason=body.reason if body else None)
+    return Response(status_code=204)
+
+
+@router.post("/config/{domain}/drafts/{ref}/activate", response_model=RowOut, responses=WRITE_ERRORS)
+def activate(request: Request, response: Response, domain: DomainPath, ref: RefPath, body: ActivateIn,
+             who: Operator, conn: Connection) -> dict[str, Any]:
+    """Make the draft live at the version you reviewed (expected_version or If-Match); the active row is archived."""
+    table = lifecycle.table_of(domain_of(domain))
+    version = if_match(request, table, "activating a draft", fallback=body.expected_version)
+    assert version is not None
+    draft = lifecycle.resolve(conn, domain, ref)
+    row = lifecycle.activate(conn, domain, draft.id, expected_version=version, actor=who.actor, reason=body.reason)
+    _live(request, row)
+    with_etag(response, row)
+    return row_json(row)
+
+
+@router.post("/config/{domain}/rollback", response_model=RowOut, responses=WRITE_ERRORS)
+def rollback(request: Request, response: Response, domain: DomainPath, body: RollbackIn, who: Operator,
+             conn: Connection) -> dict[str, Any]:
+    """The archived row that was live most recently goes live again (only if it is expected_id, when given)."""
+    domain_of(domain)
+    expected = None if body.expected_id is None else lifecycle.resolve(conn, domain, body.expected_id).id
+    row = lifecycle.rollback(conn, domain, actor=who.actor, reason=body.reason, expected_id=expected)
+    _live(request, row)
+    with_etag(response, row)
+    return row_json(row)
+
+
+@router.post("/config/{domain}/rows/{ref}/restore", response_model=RowOut, status_code=201, responses=WRITE_ERRORS)
+def restore(request: Request, response: Response, domain: DomainPath, ref: RefPath, body: RestoreIn, who: Operator,
+            conn: Connection) -> dict[str, Any]:
+    """An archived row back as a new draft."""
+    archived = lifecycle.resolve(conn, domain_of(domain), ref)
+    row = lifecycle.restore(conn, domain, archived.id, actor=who.actor, reason=body.reason, name=body.name)
+    return _created(request, response, row)

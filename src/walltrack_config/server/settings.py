@@ -1,0 +1,31 @@
+"""What a server process is told at start: where the data lives and its limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from ..exchange import MAX_FILE_BYTES
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    url: str
+    #: the largest request body; an import file may be MAX_FILE_BYTES, its JSON quoting aside
+    body_limit: int = MAX_FILE_BYTES + (64 << 10)
+    #: connections for writes and database reads (reads of the active settings come from memory)
+    pool_size: int = 8
+    #: how long a request waits for a pooled connection before answering 503
+    pool_timeout: float = 3.0
+    #: how long a write waits for another change's write lock before answering 503 (ConfigBusy)
+    lock_timeout: float = 5.0
+    #: served over TLS: cookies Secure, Strict-Transport-Security sent
+    tls: bool = False
+    #: failed sign-ins and token checks allowed per window, from one address and for one name
+    failures_per_address: int = 20
+    failures_per_name: int = 5
+    failure_window: float = 60.0
+    #: how long a session from POST /login lasts
+    session_ttl: timedelta = timedelta(hours=12)
+    #: how long a write waits for this server's memory to show the row it made live (read your writes)
+    live_wait: float = 2.0

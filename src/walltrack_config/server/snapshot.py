@@ -1,0 +1,96 @@
+"""The active settings as this server process holds them: swapped in whole, read without a lock.
+
+The live engine's listener hands every reading to `Snapshot.receive`, which builds a new immutable `View`
+(rows, ETags and the JSON documents already encoded) and swaps it in; a request reads `snapshot.view` once
+and serves from it, so it never sees half of a change, and the hot path does no I/O and no encoding.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+from uuid import UUID
+
+from ..live.engine import LiveRow, Reading
+from ..models import plain
+
+log = logging.getLogger("walltrack_config.server")
+
+
+def live_row_json(row: LiveRow) -> dict[str, Any]:
+    return {
+        "domain": row.domain,
+        "id": None if row.id is None else str(row.id),
+        "name": row.name,
+        "version": row.version,
+        "activation": row.activation,
+        "activated_at": None if row.activated_at is None else row.activated_at.isoformat(),
+        "actor": row.actor,
+        "reason": row.reason,
+        "settings": plain(row.settings),
+    }
+
+
+def _encode(document: object) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class View:
+    """One consistent state of every domain, with what is served from it."""
+
+    rows: Mapping[str, LiveRow] = field(default_factory=dict)
+    #: the highest activation sequence among the rows: the whole configuration's ETag
+    activation: int = 0
+    body: bytes = b'{"activation":0,"domains":{}}'
+    domain_bodies: Mapping[str, bytes] = field(default_factory=dict)
+    #: domains whose stored active row the models refuse: served on the last good row, with the reason
+    refused: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def etag(self) -> str:
+        return f'"a{self.activation}"'
+
+    def domain_etag(self, domain: str) -> str:
+        return f'"a{self.rows[domain].activation}"'
+
+
+class Snapshot:
+    def __init__(self) -> None:
+        self.view = View()
+        self._changed = threading.Condition()
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self.view.rows)
+
+    def receive(self, reading: Reading) -> None:
+        """A listener's reading: the rows it read replace those domains' rows; a refused row keeps the last good one."""
+        old = self.view
+        rows = {**old.rows, **reading.rows}
+        refused = {d: r for d, r in old.refused.items() if d not in reading.rows}
+        for domain, why in reading.refused.items():
+            refused[domain] = why.problem
+            log.warning("kept the last good %s settings: %s", domain, why.problem)
+        docs = {d: live_row_json(r) for d, r in sorted(rows.items())}
+        activation = max((r.activation for r in rows.values()), default=0)
+        view = View(MappingProxyType(rows), activation, _encode({"activation": activation, "domains": docs}),
+                    MappingProxyType({d: _encode(doc) for d, doc in docs.items()}), MappingProxyType(refused))
+        with self._changed:
+            self.view = view
+            self._changed.notify_all()
+
+    def wait_for(self, domain: str, row_id: UUID, version: int, timeout: float) -> bool:
+        """Block until this process serves `row_id` at `version` (or later) as the domain's active row."""
+
+        def arrived() -> bool:
+            row = self.view.rows.get(domain)
+            return row is not None and row.id == row_id and row.version >= version
+
+        with self._changed:
+            return self._changed.wait_for(arrived, timeout)

@@ -1,0 +1,89 @@
+"""Everything a server process holds while it runs: the pool, the one listener, the snapshot, the authenticator.
+
+Opened by the app's lifespan and closed by it, so a SIGTERM lets in-flight requests finish, then closes the
+listener and the pool's connections.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from .. import db, schema
+from ..domains import DOMAINS
+from ..errors import DatabaseUnavailable
+from ..live.engine import Listener
+from .auth import Authenticator
+from .settings import ServerSettings
+from .snapshot import Snapshot
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+log = logging.getLogger("walltrack_config.server")
+
+APPLICATION = "walltrack-server"  # the pool's connections, as pg_stat_activity names them
+PRINCIPALS_CHANNEL = "walltrack_principals"  # V12 notifies it when a user or token changes
+
+
+class ServerState:
+    def __init__(self, settings: ServerSettings) -> None:
+        from psycopg_pool import ConnectionPool
+
+        self.settings = settings
+        lock_timeout = f"{int(settings.lock_timeout * 1000)}ms"
+
+        def configure(conn: psycopg.Connection[Any]) -> None:
+            # A write waits this long for another change's lock, then answers 503 (ConfigBusy), never hangs.
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", [lock_timeout])
+
+        self.pool: ConnectionPool = ConnectionPool(
+            settings.url, min_size=1, max_size=settings.pool_size, timeout=settings.pool_timeout, open=False,
+            kwargs={"autocommit": True, "application_name": APPLICATION, "connect_timeout": db.CONNECT_TIMEOUT},
+            configure=configure, check=ConnectionPool.check_connection, name="walltrack-server")
+        self.snapshot = Snapshot()
+        self.auth = Authenticator(self.connection, settings)
+        self.listener = Listener(settings.url, DOMAINS, self.snapshot.receive,
+                                 application_name="walltrack-server-live",
+                                 channels={PRINCIPALS_CHANNEL: self.auth.forget})
+
+    def open(self) -> None:
+        """Load the active settings and start listening; DatabaseError when the database cannot be used."""
+        failure = self.listener.connect()
+        if failure is not None:
+            raise failure
+        self.listener.start()
+        self.pool.open(wait=False)
+
+    def close(self) -> None:
+        self.listener.stop()
+        self.auth.close()
+        self.pool.close(timeout=5)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; DatabaseUnavailable when none can be had in time (the database is away)."""
+        from psycopg_pool import PoolTimeout
+
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            reason = self.listener.error or f"no connection within {self.settings.pool_timeout:g} s"
+            raise DatabaseUnavailable("the database", reason) from exc
+
+    def ready(self) -> tuple[bool, str]:
+        """Whether this process can serve writes: its listener is connected and the schema is current."""
+        if not self.listener.connected:
+            return False, f"not connected to the database: {self.listener.error or 'connecting'}"
+        try:
+            with self.connection() as conn:
+                current = schema.version(conn)
+        except Exception as exc:  # any failure here means "not ready", and says why
+            return False, " ".join(str(exc).split())
+        if current < schema.PRINCIPALS:
+            return False, f"database is at V{current}; this server needs V{schema.PRINCIPALS}"
+        return True, f"schema V{current}, listening"

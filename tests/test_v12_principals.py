@@ -1,0 +1,76 @@
+"""V12/U12: the principal tables come and go leaving the catalog exactly as V11 had it, config rows kept; both
+files run as-is with psql; the principals' log writer belongs to the log's owner and nobody else runs it."""
+
+from __future__ import annotations
+
+import subprocess
+
+import psycopg
+import pytest
+
+from conftest import catalog
+from test_v11_security import config_rows, psql
+from walltrack_config import principals, schema
+from walltrack_config.migrate import plan as migrations
+
+V12 = next(m for m in migrations.discover() if m.version == 12)
+
+
+def with_config_rows(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        draft = conn.execute("INSERT INTO walltrack.risk_config (name) VALUES ('before V12') RETURNING id").fetchone()
+        with conn.transaction():
+            conn.execute("UPDATE walltrack.risk_config SET status = 'archived' WHERE status = 'active'")
+            conn.execute("UPDATE walltrack.risk_config SET status = 'active' WHERE id = %s", [draft[0]])
+
+
+def test_u12_returns_the_database_to_v11_exactly_and_keeps_its_rows(db_at):
+    url = db_at(11)
+    with_config_rows(url)
+    before, rows = catalog(url), config_rows(url)
+    with psycopg.connect(url) as conn:
+        conn.execute(V12.apply.sql)
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert schema.version(conn) == 12
+        principals.add_user(conn, "alice", "admin", "correct horse battery", actor="root")
+        principals.create_token(conn, "ci", "reader", actor="alice")
+        principals.login(conn, "alice", "correct horse battery")
+    assert catalog(url) != before
+    assert config_rows(url) == rows
+    with psycopg.connect(url) as conn:
+        conn.execute(V12.undo.sql)
+    assert catalog(url) == before
+    assert config_rows(url) == rows
+
+
+def test_v12_and_u12_run_as_is_with_psql(db_at):
+    binary = psql()
+    if binary is None:
+        pytest.skip("psql is not installed")
+    url = db_at(11)
+    before = catalog(url)
+    for script in (V12.apply, V12.undo, V12.apply, V12.undo):
+        done = subprocess.run([binary, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(script.path), "-d", url],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    assert catalog(url) == before
+
+
+def test_the_log_writer_is_the_log_owners_and_not_for_everyone(conn):
+    owner, definer, acl = conn.execute("""
+        SELECT c.relowner = p.proowner, p.prosecdef, p.proacl::text[]
+        FROM pg_proc p, pg_class c
+        WHERE p.oid = 'walltrack.record_principal_change()'::regprocedure
+          AND c.oid = 'walltrack.principal_audit_log'::regclass""").fetchone()
+    assert owner and definer
+    assert not any(entry.startswith("=") for entry in acl)  # no grant to PUBLIC
+    public = conn.execute("""SELECT c.relname FROM pg_class c, aclexplode(c.relacl) a
+                             WHERE c.oid IN ('walltrack.users'::regclass, 'walltrack.api_tokens'::regclass,
+                                             'walltrack.principal_audit_log'::regclass) AND a.grantee = 0""")
+    assert public.fetchall() == []
+
+
+def test_the_principals_marker_is_v12(conn, db_at):
+    assert schema.version(conn) >= schema.PRINCIPALS == 12
+    with psycopg.connect(db_at(11)) as older:
+        assert schema.version(older) == 11
