@@ -14,7 +14,7 @@ from walltrack_config import principals
 from walltrack_config.errors import AuthenticationFailed
 
 PASSWORD = "correct horse battery"
-TABLES = ("walltrack.users", "walltrack.api_tokens", "walltrack.principal_audit_log")
+TABLES = ("walltrack_auth.users", "walltrack_auth.api_tokens", "walltrack_auth.principal_audit_log")
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_user_add_reads_one_line_of_stdin_and_stores_a_hash(wtc):
     with psycopg.connect(wtc.url, autocommit=True) as conn:
         stored = json.dumps(everything(wtc.url))
         assert PASSWORD not in stored and "$argon2id$" in stored
-        assert conn.execute("SELECT performed_by FROM walltrack.principal_audit_log").fetchall() == [("ops",)]
+        assert conn.execute("SELECT performed_by FROM walltrack_auth.principal_audit_log").fetchall() == [("ops",)]
         assert principals.login(conn, "alice", PASSWORD)[0].name == "alice"  # the newline is not part of it
 
 
@@ -65,19 +65,23 @@ def test_without_a_terminal_or_password_stdin_nothing_is_asked_and_nothing_writt
     assert everything(wtc.url) == before
 
 
-@pytest.mark.parametrize(("args", "code", "needle"), [
-    (("user", "add", "bad name", "--role", "admin", "--password-stdin"), 1, "name: 1 to 64"),
-    (("user", "add", "bob", "--role", "admin", "--password-stdin"), 1, "password: must be 10"),
-    (("user", "add", "alice", "--role", "reader", "--password-stdin"), 1, "exists already"),
-    (("user", "set-role", "alice", "editor"), 1, "last enabled admin"),
-    (("user", "disable", "alice"), 1, "last enabled admin"),
-    (("user", "disable", "nobody"), 1, "no user named 'nobody'"),
-    (("user", "set-password", "alice", "--password-stdin"), 1, "password: must be 10"),
-    (("token", "create", "ci", "--role", "reader", "--expires", "90 days"), 1, "expires: a positive whole number"),
-    (("token", "create", "ci", "--role", "reader", "--expires", "0d"), 1, "expires"),
-    (("token", "create", "token:ci", "--role", "reader"), 1, "name: 1 to 64"),
-    (("token", "revoke", "nope"), 1, "no live API token named 'nope'"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (("user", "add", "bad name", "--role", "admin", "--password-stdin"), 1, "name: 1 to 64"),
+        (("user", "add", "bob", "--role", "admin", "--password-stdin"), 1, "password: must be 10"),
+        (("user", "add", "alice", "--role", "reader", "--password-stdin"), 1, "exists already"),
+        (("user", "set-role", "alice", "editor"), 1, "last enabled admin"),
+        (("user", "disable", "alice"), 1, "last enabled admin"),
+        (("user", "disable", "nobody"), 1, "no user named 'nobody'"),
+        (("user", "set-password", "alice", "--password-stdin"), 1, "password: must be 10"),
+        (("token", "create", "ci", "--role", "reader", "--expires", "90 days"), 1, "expires: a positive whole number"),
+        (("token", "create", "ci", "--role", "reader", "--expires", "0d"), 1, "expires"),
+        (("token", "create", "ci", "--role", "reader", "--expires", "500000w"), 1, "expires: must be at most 10 years"),
+        (("token", "create", "token:ci", "--role", "reader"), 1, "name: 1 to 64"),
+        (("token", "revoke", "nope"), 1, "no live API token named 'nope'"),
+    ],
+)
 def test_refusals_are_one_line_and_write_nothing(wtc, args, code, needle):
     add(wtc)
     before = everything(wtc.url)
@@ -88,9 +92,15 @@ def test_refusals_are_one_line_and_write_nothing(wtc, args, code, needle):
     assert everything(wtc.url) == before
 
 
-@pytest.mark.parametrize("args", [("user", "add", "bob", "--role", "boss", "--password-stdin"),
-                                  ("user", "set-role", "alice", "root"), ("token", "create", "ci", "--role", "god"),
-                                  ("token", "create", "ci")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("user", "add", "bob", "--role", "boss", "--password-stdin"),
+        ("user", "set-role", "alice", "root"),
+        ("token", "create", "ci", "--role", "god"),
+        ("token", "create", "ci"),
+    ],
+)
 def test_an_unknown_or_missing_role_is_a_usage_error_and_writes_nothing(wtc, args):
     add(wtc)
     before = everything(wtc.url)
@@ -106,8 +116,10 @@ def test_user_list_set_role_disable_enable_and_history(wtc):
     assert wtc("user", "set-role", "bob", "operator").stdout == "user bob updated: role operator, enabled\n"
     assert wtc("user", "disable", "bob").stdout == "user bob disabled: role operator, disabled\n"
     listed = as_json(wtc("user", "list", "--json"))
-    assert [(u["name"], u["role"], u["disabled"]) for u in listed] == [("alice", "admin", False),
-                                                                       ("bob", "operator", True)]
+    assert [(u["name"], u["role"], u["disabled"]) for u in listed] == [
+        ("alice", "admin", False),
+        ("bob", "operator", True),
+    ]
     assert all("password_hash" not in u for u in listed)
     assert as_json(wtc("--json", "user", "enable", "bob"))["disabled"] is False
     text = wtc("user", "list").stdout.splitlines()
@@ -115,7 +127,10 @@ def test_user_list_set_role_disable_enable_and_history(wtc):
     assert text[2].split()[:3] == ["bob", "operator", "enabled"] and text[2].split()[-1] == "ops"
     history = as_json(wtc("user", "history", "--json", "--limit", "3"))
     assert [(e["action"], e["principal_name"], e["performed_by"]) for e in history] == [
-        ("enable", "bob", "ops"), ("disable", "bob", "ops"), ("set-role", "bob", "ops")]
+        ("enable", "bob", "ops"),
+        ("disable", "bob", "ops"),
+        ("set-role", "bob", "ops"),
+    ]
     lines = wtc("user", "history").stdout.splitlines()
     assert lines[1].split()[2:6] == ["ops", "enable", "user", "bob"]
 

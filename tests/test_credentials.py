@@ -13,11 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from walltrack_config.credentials import (
+    MAX_DURATION,
     MAX_PASSWORD,
     MIN_PASSWORD,
     TOKEN_PREFIX,
     digest,
     hash_password,
+    lifetime_problems,
     new_secret,
     parse_duration,
     parse_token,
@@ -43,13 +45,27 @@ def test_a_new_token_has_a_public_id_and_256_random_bits_and_parses_back():
     assert all(len({t[17 + i] for t in made}) > 8 for i in range(43))
 
 
-@pytest.mark.parametrize("bearer", [
-    "", "wtc_", "wtc_0123456789ab", "wtc_0123456789ab_", "WTC_0123456789ab_" + "a" * 43,
-    "wtc_0123456789AB_" + "a" * 43, "wtc_0123456789a_" + "a" * 44, "wtc_0123456789ab_" + "a" * 42,
-    "wtc_0123456789ab_" + "a" * 44, "wtc_0123456789ab_" + "a" * 42 + "=", "wtc_0123456789ab_" + "a" * 43 + "\n",
-    " wtc_0123456789ab_" + "a" * 43, "Bearer wtc_0123456789ab_" + "a" * 43, "wtc_0123456789ab_" + "é" * 43,
-    "wtc_0123456789ab_" + "a" * 10_000, "x" * 1_000_000,
-])
+@pytest.mark.parametrize(
+    "bearer",
+    [
+        "",
+        "wtc_",
+        "wtc_0123456789ab",
+        "wtc_0123456789ab_",
+        "WTC_0123456789ab_" + "a" * 43,
+        "wtc_0123456789AB_" + "a" * 43,
+        "wtc_0123456789a_" + "a" * 44,
+        "wtc_0123456789ab_" + "a" * 42,
+        "wtc_0123456789ab_" + "a" * 44,
+        "wtc_0123456789ab_" + "a" * 42 + "=",
+        "wtc_0123456789ab_" + "a" * 43 + "\n",
+        " wtc_0123456789ab_" + "a" * 43,
+        "Bearer wtc_0123456789ab_" + "a" * 43,
+        "wtc_0123456789ab_" + "é" * 43,
+        "wtc_0123456789ab_" + "a" * 10_000,
+        "x" * 1_000_000,
+    ],
+)
 def test_a_malformed_token_is_none(bearer):
     assert parse_token(bearer) is None
 
@@ -71,16 +87,50 @@ def test_digest_is_sha256_hex(secret):
     assert re.fullmatch(r"[0-9a-f]{64}", digest(secret))
 
 
-@given(st.integers(1, 999_999), st.sampled_from([("m", "minutes"), ("h", "hours"), ("d", "days"), ("w", "weeks")]),
-       st.booleans())
-def test_parse_duration_reads_a_number_and_a_unit(number, unit, upper):
+@given(
+    st.integers(1, 999_999),
+    st.sampled_from([("m", "minutes"), ("h", "hours"), ("d", "days"), ("w", "weeks")]),
+    st.booleans(),
+)
+def test_parse_duration_reads_a_number_and_a_unit_up_to_ten_years(number, unit, upper):
     letter, name = unit
+    if timedelta(**{name: number}) > MAX_DURATION:
+        with pytest.raises(InvalidValue) as err:
+            parse_duration(f"{number}{letter}")
+        assert err.value.fields == ["expires"] and "at most 10 years" in str(err.value)
+        return
     assert parse_duration(f"{number}{letter.upper() if upper else letter}") == timedelta(**{name: number})
     assert parse_duration(f" {number} {letter} ") == timedelta(**{name: number})
 
 
-@pytest.mark.parametrize("text", ["", "0d", "00h", "90", "d", "1.5d", "-1d", "1y", "1s", "1d2h", "9999999d", "٣d",
-                                  "1 day", "1dd"])
+def test_durations_stop_at_ten_years_naming_the_field_and_the_limit():
+    assert timedelta(days=3650) == MAX_DURATION
+    for text, expected in (
+        ("3650d", timedelta(days=3650)),
+        ("521w", timedelta(weeks=521)),
+        ("87600h", timedelta(hours=87600)),
+        ("999999m", timedelta(minutes=999_999)),
+    ):
+        assert parse_duration(text) == expected
+    for text in ("3651d", "522w", "87601h", "500000w", "999999d", "999999h"):
+        for field in ("expires", "ttl"):
+            with pytest.raises(InvalidValue) as err:
+                parse_duration(text, field=field)
+            assert err.value.fields == [field]
+            assert "at most 10 years (3650 days)" in str(err.value), str(err.value)
+    assert lifetime_problems(MAX_DURATION, "ttl") == []
+    for lifetime, needle in (
+        (MAX_DURATION + timedelta(microseconds=1), "at most 10 years"),
+        (timedelta(0), "positive"),
+        (-timedelta(days=1), "positive"),
+    ):
+        (problem,) = lifetime_problems(lifetime, "ttl")
+        assert problem.field == "ttl" and needle in problem.message
+
+
+@pytest.mark.parametrize(
+    "text", ["", "0d", "00h", "90", "d", "1.5d", "-1d", "1y", "1s", "1d2h", "9999999d", "٣d", "1 day", "1dd"]
+)
 def test_parse_duration_refuses_anything_else_naming_the_field(text):
     with pytest.raises(InvalidValue) as err:
         parse_duration(text)
@@ -129,8 +179,19 @@ def test_a_token_is_active_until_revoked_or_expired():
     now = datetime.now(UTC)
 
     def token(expires_at, revoked_at=None) -> Token:
-        return Token(uuid4(), "ci", "api", "reader", None, "0123456789ab", now, "me", expires_at, None,  # type: ignore[arg-type]
-                     revoked_at)
+        return Token(
+            uuid4(),
+            "ci",
+            "api",
+            "reader",
+            None,
+            "0123456789ab",
+            now,
+            "me",
+            expires_at,
+            None,  # type: ignore[arg-type]
+            revoked_at,
+        )
 
     assert token(None).active and token(now + timedelta(minutes=1)).active
     assert not token(now - timedelta(seconds=1)).active

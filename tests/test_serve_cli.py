@@ -183,7 +183,7 @@ def test_pending_migrations_are_refused_unless_it_is_told_to_apply_them(db_at, t
         code, err = stop(process)
     assert code == 0 and "applied V12" in err, err
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT to_regclass('walltrack.api_tokens') IS NOT NULL").fetchone()[0]
+        assert conn.execute("SELECT to_regclass('walltrack_auth.api_tokens') IS NOT NULL").fetchone()[0]
 
 
 def test_a_certificate_without_its_key_is_a_usage_error(migrated_db, tmp_path):

@@ -28,9 +28,9 @@ PASSWORD = "correct horse battery"
 TABLES = (
     "walltrack.config_audit_log",
     "walltrack.config_activations",
-    "walltrack.principal_audit_log",
-    "walltrack.api_tokens",
-    "walltrack.users",
+    "walltrack_auth.principal_audit_log",
+    "walltrack_auth.api_tokens",
+    "walltrack_auth.users",
 )
 
 
@@ -305,8 +305,8 @@ def test_logout_ends_the_session_and_only_that_session(api: Api):
         assert two.get("/whoami").status_code == 200
     with psycopg.connect(api.db) as conn:
         ended = conn.execute(
-            "SELECT count(*) FILTER (WHERE revoked_at IS NOT NULL), count(*) FROM walltrack.api_tokens t"
-            " JOIN walltrack.users u ON u.id = t.user_id WHERE u.name = 'lee'"
+            "SELECT count(*) FILTER (WHERE revoked_at IS NOT NULL), count(*) FROM walltrack_auth.api_tokens t"
+            " JOIN walltrack_auth.users u ON u.id = t.user_id WHERE u.name = 'lee'"
         ).fetchone()
     assert ended == (1, 2)
 
@@ -335,14 +335,14 @@ def test_failed_sign_ins_are_limited_per_name_and_leave_other_names_alone(migrat
             _limited(http.post("/login", json={"name": "ALICE", "password": PASSWORD}), 60)
             assert counts(api.db) == before
             assert http.post("/login", json={"name": "bob", "password": PASSWORD}).status_code == 200
-        # Failed token checks count against the token's public id, the same way.
-        guessed = "wtc_000000000000_" + "A" * 43
-        with _as(api, guessed) as http:
-            for _ in range(3):
+        # A token's public id is no secret (token list shows it): guesses at its 256-bit secret must not lock
+        # the real token out, so token checks are limited per address only.
+        public_id = api.tokens["reader"].split("_")[1]
+        with _as(api, f"wtc_{public_id}_" + "A" * 43) as http:
+            for _ in range(5):
                 assert http.get("/config").status_code == 401
-            _limited(http.get("/config"), 60)
         with api.client("reader") as http:
-            assert http.get("/config").status_code == 200  # another token: its own count
+            assert http.get("/config").status_code == 200
 
 
 def test_failed_checks_are_limited_per_address_whatever_the_name(migrated_db):

@@ -1,5 +1,6 @@
-"""V12/U12: the principal tables come and go leaving the catalog exactly as V11 had it, config rows kept; both
-files run as-is with psql; the principals' log writer belongs to the log's owner and nobody else runs it."""
+"""V12/U12: the principal tables come and go, in a schema of their own, leaving the catalog exactly as V11 had it,
+config rows kept; both files run as-is with psql; the principals' log writer belongs to the log's owner and nobody
+else runs it; nobody but the owner has any privilege in walltrack_auth, whatever the default privileges."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import subprocess
 
 import psycopg
 import pytest
+from psycopg import sql
 
+import test_v11_security as security
 from conftest import catalog
-from test_v11_security import config_rows, psql
+from test_v11_security import as_role, config_rows, psql
 from walltrack_config import principals, schema
 from walltrack_config.migrate import plan as migrations
 
+make_role = security.make_role  # the fixture, shared
 V12 = next(m for m in migrations.discover() if m.version == 12)
 
 
@@ -50,8 +54,12 @@ def test_v12_and_u12_run_as_is_with_psql(db_at):
     url = db_at(11)
     before = catalog(url)
     for script in (V12.apply, V12.undo, V12.apply, V12.undo):
-        done = subprocess.run([binary, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(script.path), "-d", url],
-                              capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [binary, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(script.path), "-d", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
     assert catalog(url) == before
 
@@ -61,13 +69,54 @@ def test_the_log_writer_is_the_log_owners_and_not_for_everyone(conn):
         SELECT c.relowner = p.proowner, p.prosecdef, p.proacl::text[]
         FROM pg_proc p, pg_class c
         WHERE p.oid = 'walltrack.record_principal_change()'::regprocedure
-          AND c.oid = 'walltrack.principal_audit_log'::regclass""").fetchone()
+          AND c.oid = 'walltrack_auth.principal_audit_log'::regclass""").fetchone()
     assert owner and definer
     assert not any(entry.startswith("=") for entry in acl)  # no grant to PUBLIC
-    public = conn.execute("""SELECT c.relname FROM pg_class c, aclexplode(c.relacl) a
-                             WHERE c.oid IN ('walltrack.users'::regclass, 'walltrack.api_tokens'::regclass,
-                                             'walltrack.principal_audit_log'::regclass) AND a.grantee = 0""")
-    assert public.fetchall() == []
+    others = conn.execute("""SELECT c.relname FROM pg_class c, aclexplode(c.relacl) a
+                             WHERE c.relnamespace = 'walltrack_auth'::regnamespace AND a.grantee <> c.relowner
+                             UNION ALL
+                             SELECT n.nspname FROM pg_namespace n, aclexplode(n.nspacl) a
+                             WHERE n.nspname = 'walltrack_auth' AND a.grantee <> n.nspowner""")
+    assert others.fetchall() == []
+    inside = conn.execute(
+        "SELECT relname FROM pg_class WHERE relnamespace = 'walltrack_auth'::regnamespace"
+        " AND relkind IN ('r', 'S', 'v', 'm') ORDER BY 1"
+    )
+    assert inside.fetchall() == [("api_tokens",), ("principal_audit_log",), ("principal_audit_log_id_seq",), ("users",)]
+
+
+def test_default_privileges_hand_nothing_in_walltrack_auth_to_anyone(db_at, make_role):
+    """An owner whose default privileges grant every new table, sequence and schema to a role (and to PUBLIC):
+    V12 takes each back at once, and U12 still leaves the catalog as V11 had it."""
+    url = db_at(11)
+    role = make_role(url, prefix="wt_bot")
+    with psycopg.connect(url, autocommit=True) as owner:
+        for statement in (
+            "ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO {role}, PUBLIC",
+            "ALTER DEFAULT PRIVILEGES GRANT ALL ON SEQUENCES TO {role}, PUBLIC",
+            "ALTER DEFAULT PRIVILEGES GRANT ALL ON SCHEMAS TO {role}, PUBLIC",
+            "GRANT USAGE ON SCHEMA walltrack TO {role}",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA walltrack TO {role}",
+        ):
+            owner.execute(sql.SQL(statement).format(role=sql.Identifier(role)))
+    before = catalog(url)
+    with psycopg.connect(url) as conn:
+        conn.execute(V12.apply.sql)
+    with psycopg.connect(url, autocommit=True) as owner:
+        principals.add_user(owner, "alice", "admin", "correct horse battery", actor="root")
+        granted = owner.execute("""SELECT c.relname, a.privilege_type FROM pg_class c, aclexplode(c.relacl) a
+                                   WHERE c.relnamespace = 'walltrack_auth'::regnamespace AND a.grantee <> c.relowner
+                                   UNION ALL
+                                   SELECT n.nspname, a.privilege_type FROM pg_namespace n, aclexplode(n.nspacl) a
+                                   WHERE n.nspname = 'walltrack_auth' AND a.grantee <> n.nspowner""")
+        assert granted.fetchall() == []
+    with as_role(url, role) as bot:
+        for table in ("walltrack_auth.users", "walltrack_auth.api_tokens", "walltrack_auth.principal_audit_log"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="schema walltrack_auth"):
+                bot.execute(f"SELECT * FROM {table}")
+    with psycopg.connect(url) as conn:
+        conn.execute(V12.undo.sql)
+    assert catalog(url) == before
 
 
 def test_the_principals_marker_is_v12(conn, db_at):

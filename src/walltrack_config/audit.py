@@ -46,17 +46,7 @@ class AuditEntry:
 
 def history(conn: psycopg.Connection, domain: str, limit: int = 50, since: datetime | None = None) -> list[AuditEntry]:
     """A domain's audit entries, newest first (by id: V11 writes them in commit order, under one lock)."""
-    from psycopg.rows import class_row
-
-    table = model_of(domain).table
-    query = """SELECT id, config_table, config_id, action, old_values, new_values, changed_fields, reason,
-                      performed_by, performed_at, source_ip, user_agent, db_user,
-                      host(db_client_addr) AS db_client_addr
-               FROM walltrack.config_audit_log
-               WHERE config_table = %s AND performed_at >= coalesce(%s, '-infinity'::timestamptz)
-               ORDER BY id DESC LIMIT %s"""
-    with translated(domain), conn.cursor(row_factory=class_row(AuditEntry)) as cur:
-        return cur.execute(query, [table, since, limit]).fetchall()
+    return entries(conn, domain=domain, since=since, limit=limit)
 
 
 def entries(conn: psycopg.Connection, *, domain: str | None = None, actor: str | None = None,
@@ -79,7 +69,8 @@ def entries(conn: psycopg.Connection, *, domain: str | None = None, actor: str |
                  AND performed_at < coalesce(%s, 'infinity'::timestamptz)
                  AND id < coalesce(%s, 9223372036854775807)
                ORDER BY id DESC LIMIT %s"""
-    with translated(domain or "trading"), conn.cursor(row_factory=class_row(AuditEntry)) as cur:
+    # translated() names one table in what it raises; for a query over every domain, the first stands in.
+    with translated(domain or DOMAINS[0]), conn.cursor(row_factory=class_row(AuditEntry)) as cur:
         return cur.execute(query, [tables, actor, actor, since, until, before, limit]).fetchall()
 
 

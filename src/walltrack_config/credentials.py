@@ -25,6 +25,10 @@ TOKEN_PREFIX = "wtc_"
 NAME_RULE = "1 to 64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit"
 MIN_PASSWORD, MAX_PASSWORD = 10, 1024
 MAX_TOKEN_LENGTH = 128  # far above a real token (60): a longer bearer is refused before any regex runs
+# The longest lifetime of a token or a session: far beyond any sensible one, and far below what PostgreSQL's
+# timestamps can reach (now() + '500000 weeks' overflows them).
+MAX_DURATION = timedelta(days=3650)
+MAX_DURATION_TEXT = "10 years (3650 days)"
 
 # As V12's chk_users_name and chk_api_tokens_name. No ':': an API token acts as 'token:<name>'.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}", re.ASCII)
@@ -51,13 +55,32 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def lifetime_problems(lifetime: timedelta, field: str) -> list[FieldError]:
+    """What is wrong with a token's or a session's lifetime: not positive, or longer than MAX_DURATION."""
+    if lifetime <= timedelta(0):
+        return [FieldError(field, "must be positive")]
+    if lifetime > MAX_DURATION:
+        return [FieldError(field, f"must be at most {MAX_DURATION_TEXT}")]
+    return []
+
+
 def parse_duration(text: str, *, field: str = "expires") -> timedelta:
-    """'30m', '12h', '90d' or '2w' (a positive whole number and a unit) as a timedelta."""
+    """'30m', '12h', '90d' or '2w' (a positive whole number and a unit, at most MAX_DURATION) as a timedelta."""
     found = _DURATION.fullmatch(text) if isinstance(text, str) else None
     if found is None or int(found[1]) == 0:
-        raise InvalidValue("token", [FieldError(field, "a positive whole number and a unit: m (minutes), "
-                                                       "h (hours), d (days) or w (weeks), as in 90d")])
-    return timedelta(**{_UNITS[found[2].lower()]: int(found[1])})
+        raise InvalidValue(
+            "token",
+            [
+                FieldError(
+                    field,
+                    "a positive whole number and a unit: m (minutes), h (hours), d (days) or w (weeks), as in 90d",
+                )
+            ],
+        )
+    lifetime = timedelta(**{_UNITS[found[2].lower()]: int(found[1])})
+    if problems := lifetime_problems(lifetime, field):
+        raise InvalidValue("token", problems)
+    return lifetime
 
 
 def name_problems(name: object) -> list[FieldError]:

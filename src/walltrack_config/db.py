@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 from .errors import DatabaseUnavailable, EmbeddedServerError, InvalidDatabaseUrl, UnexpectedReply
 
@@ -108,7 +108,13 @@ def _query_text(conn: psycopg.Connection, query: QueryNoTemplate) -> str:
     return _one_line(text)
 
 
-def connect(url: str, *, autocommit: bool = True, application_name: str = "walltrack-config") -> psycopg.Connection:
+#: For a connection that mostly waits (a listener): a peer that vanished without a word (a NAT or firewall
+#: dropping an idle flow, a failover) is noticed in about a minute, not after the kernel's two hours.
+KEEPALIVES: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+
+
+def connect(url: str, *, autocommit: bool = True, application_name: str = "walltrack-config",
+            keepalive: bool = False) -> psycopg.Connection:
     """A connection, or DatabaseUnavailable naming the server (never the password) and the cause."""
     import psycopg
 
@@ -119,6 +125,7 @@ def connect(url: str, *, autocommit: bool = True, application_name: str = "wallt
             autocommit=autocommit,
             connect_timeout=CONNECT_TIMEOUT,
             application_name=application_name,
+            **(KEEPALIVES if keepalive else {}),
         )
     except psycopg.OperationalError as exc:
         reason = _cause(str(exc))

@@ -61,7 +61,7 @@ class Role(StrEnum):
 
 
 class PrincipalAction(StrEnum):
-    """walltrack.principal_audit_log.action (V12), as the principals' trigger writes it."""
+    """walltrack_auth.principal_audit_log.action (V12), as the principals' trigger writes it."""
 
     CREATE = "create"
     UPDATE = "update"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, LiteralString, TypeVar
 from uuid import UUID
@@ -23,6 +23,7 @@ from .credentials import (
     digest,
     dummy_hash,
     hash_password,
+    lifetime_problems,
     name_problems,
     new_secret,
     parse_duration,
@@ -47,14 +48,45 @@ from .errors import (
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["TOKEN_PREFIX", "Principal", "Token", "User", "add_user", "any_principal", "audit", "authenticate",
-           "create_token", "digest", "disable_user", "enable_user", "get_user", "hash_password", "login", "logout",
-           "new_secret", "parse_duration", "parse_token", "revoke_token", "set_password", "set_role", "tokens",
-           "touch", "users", "verify_password"]
+__all__ = [
+    "SESSION_RETENTION",
+    "TOKEN_PREFIX",
+    "Candidate",
+    "Principal",
+    "Token",
+    "User",
+    "add_user",
+    "any_principal",
+    "audit",
+    "authenticate",
+    "check_password",
+    "create_token",
+    "digest",
+    "disable_user",
+    "enable_user",
+    "find_login",
+    "get_user",
+    "hash_password",
+    "login",
+    "logout",
+    "new_secret",
+    "open_session",
+    "parse_duration",
+    "parse_token",
+    "revoke_token",
+    "set_password",
+    "set_role",
+    "tokens",
+    "touch",
+    "users",
+    "verify_password",
+]
 
 T = TypeVar("T")
-USERS, TOKENS = "walltrack.users", "walltrack.api_tokens"
+USERS, TOKENS = "walltrack_auth.users", "walltrack_auth.api_tokens"
 _NO_MATCH = "0" * 64  # compared against when no token row is found, so every refusal does the same work
+#: How long a user's ended (revoked or expired) sessions are kept; each sign-in of theirs deletes older ones.
+SESSION_RETENTION = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -85,7 +117,7 @@ def _json_ready(value: object) -> object:
 
 @dataclass(frozen=True)
 class User:
-    """One row of walltrack.users, without its password hash."""
+    """One row of walltrack_auth.users, without its password hash."""
 
     id: UUID
     name: str
@@ -106,7 +138,7 @@ class User:
 
 @dataclass(frozen=True)
 class Token:
-    """One row of walltrack.api_tokens, without its secret's hash."""
+    """One row of walltrack_auth.api_tokens, without its secret's hash."""
 
     id: UUID
     name: str
@@ -145,14 +177,20 @@ class Refusal:
     constraint: str | None
 
 
-_CHECKS = {"chk_users_name": "name", "chk_api_tokens_name": "name", "chk_users_role": "role",
-           "chk_api_tokens_role": "role", "chk_users_password_hash": "password"}
+_CHECKS = {
+    "chk_users_name": "name",
+    "chk_api_tokens_name": "name",
+    "chk_users_role": "role",
+    "chk_api_tokens_role": "role",
+    "chk_users_password_hash": "password",
+}
 
 SQLSTATES: dict[str, Callable[[Refusal], ConfigError | None]] = {
     "WT001": lambda r: InvalidTransition(USERS if r.kind == "user" else TOKENS, r.message, r.hint),  # a V12 rule
     # A taken name; a taken public id (uq_api_tokens_public_id) is left to _fresh_secret, which draws again.
-    "23505": lambda r: AlreadyExists(r.kind, r.name or "?") if r.constraint in ("uq_users_name",
-                                                                                "uq_api_tokens_name") else None,
+    "23505": lambda r: (
+        AlreadyExists(r.kind, r.name or "?") if r.constraint in ("uq_users_name", "uq_api_tokens_name") else None
+    ),
     "23514": lambda r: InvalidValue(r.kind, [FieldError(_CHECKS.get(r.constraint or "", "?"), r.message)]),
     "40001": lambda r: ConcurrentChange(r.kind, r.message),  # serialization_failure
     "40P01": lambda r: ConcurrentChange(r.kind, r.message),  # deadlock_detected
@@ -199,7 +237,7 @@ def _refuse(problems: list[FieldError], kind: str) -> None:
 
 _AUTHENTICATE = """
     SELECT t.id, t.kind, t.secret_hash, t.expires_at, coalesce(t.role, u.role), coalesce(t.name, u.name), u.id
-    FROM walltrack.api_tokens AS t LEFT JOIN walltrack.users AS u ON u.id = t.user_id
+    FROM walltrack_auth.api_tokens AS t LEFT JOIN walltrack_auth.users AS u ON u.id = t.user_id
     WHERE t.public_id = %s AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
       AND (t.kind = 'api' OR NOT u.disabled)"""
 
@@ -224,7 +262,7 @@ def authenticate(conn: psycopg.Connection, bearer: str) -> Principal:
 def touch(conn: psycopg.Connection, token_id: UUID) -> None:
     """Record a token's use now (neither audited nor announced: V12 leaves last-use-only updates out)."""
     with translated("token"), conn.transaction():
-        conn.execute("UPDATE walltrack.api_tokens SET last_used_at = now() WHERE id = %s", [token_id])
+        conn.execute("UPDATE walltrack_auth.api_tokens SET last_used_at = now() WHERE id = %s", [token_id])
 
 
 def _fresh_secret(conn: psycopg.Connection, insert: Callable[[str, str], T]) -> tuple[T, str]:
@@ -245,61 +283,132 @@ def _fresh_secret(conn: psycopg.Connection, insert: Callable[[str, str], T]) -> 
 
 _SIGN_IN = """
     WITH signed_in AS (
-        UPDATE walltrack.users SET last_login_at = now()
+        UPDATE walltrack_auth.users SET last_login_at = now()
         WHERE id = %(user)s AND password_hash = %(hash)s AND NOT disabled RETURNING id, name, role),
     session AS (
-        INSERT INTO walltrack.api_tokens (public_id, kind, user_id, secret_hash, expires_at)
+        INSERT INTO walltrack_auth.api_tokens (public_id, kind, user_id, secret_hash, expires_at)
         SELECT %(public_id)s, 'session', id, %(digest)s, now() + %(ttl)s::interval FROM signed_in
         RETURNING id, user_id, expires_at)
     SELECT s.id, s.expires_at, u.id, u.name, u.role FROM session AS s JOIN signed_in AS u ON u.id = s.user_id"""
 
 
-def login(conn: psycopg.Connection, name: str, password: str, *,
-          ttl: timedelta = timedelta(hours=12)) -> tuple[Principal, str]:
-    """A new session for a user's name and password, and its token (shown once; only its digest is kept)."""
-    if ttl <= timedelta(0):
-        raise InvalidValue("session", [FieldError("ttl", "must be positive")])
+@dataclass(frozen=True)
+class Candidate:
+    """Who a sign-in names (find_login), and whether check_password has verified their password since.
+
+    Holds the password hash (never shown in its repr), so that the session is bound to the very hash
+    verified: a password changed or a user disabled between the check and the session wins."""
+
+    user_id: UUID
+    name: str  # as stored: 'ALICE' signing in is alice
+    password_hash: str = field(repr=False)
+    disabled: bool
+    verified: bool = False
+
+
+_REFUSED = "invalid name or password"
+
+
+def _session_ttl(ttl: timedelta) -> None:
+    _refuse(lifetime_problems(ttl, "ttl"), "session")
+
+
+def find_login(conn: psycopg.Connection, name: str) -> Candidate | None:
+    """The user a sign-in names (whatever the case of the name), or None: one quick read, no hashing."""
     with translated("user"):
-        row = conn.execute("SELECT id, password_hash, disabled, name FROM walltrack.users"
-                           " WHERE lower(name) = lower(%s)", [name if isinstance(name, str) else ""]).fetchone()
-    # Verified even for an unknown name (against a dummy hash): a refusal takes as long whatever was wrong.
-    if not verify_password(row[1] if row else dummy_hash(), password) or row is None or row[2]:
-        raise AuthenticationFailed("invalid name or password")
-    user_id, verified_hash, _, stored_name = row
+        row = conn.execute(
+            "SELECT id, name, password_hash, disabled FROM walltrack_auth.users WHERE lower(name) = lower(%s)",
+            [name if isinstance(name, str) else ""],
+        ).fetchone()
+    return None if row is None else Candidate(*row)
+
+
+def check_password(candidate: Candidate | None, password: str) -> Candidate:
+    """The candidate, verified; AuthenticationFailed, saying no more, for an unknown name (None), a wrong
+    password or a disabled user. No database: the slow argon2 check holds no connection.
+
+    An unknown name is checked against a dummy hash, so a refusal takes as long whatever was wrong."""
+    hashed = candidate.password_hash if candidate is not None else dummy_hash()
+    if not verify_password(hashed, password) or candidate is None or candidate.disabled:
+        raise AuthenticationFailed(_REFUSED)
+    return replace(candidate, verified=True)
+
+
+_PRUNE = """
+    DELETE FROM walltrack_auth.api_tokens
+    WHERE user_id = %(user)s AND kind = 'session'
+      AND (revoked_at < now() - %(kept)s::interval OR expires_at < now() - %(kept)s::interval)"""
+
+
+def open_session(
+    conn: psycopg.Connection, candidate: Candidate, *, ttl: timedelta = timedelta(hours=12)
+) -> tuple[Principal, str]:
+    """A new session for a candidate check_password verified, and its token (shown once; only its digest is
+    kept). One statement, bound to the hash verified: AuthenticationFailed if the password changed or the
+    user was disabled (or removed) since, or if the candidate was never verified. The user's sessions that
+    ended more than SESSION_RETENTION ago are deleted in the same transaction (V12 neither audits nor
+    announces deleting an ended session)."""
+    _session_ttl(ttl)
+    if not candidate.verified:
+        raise AuthenticationFailed(_REFUSED)
 
     def sign_in(public_id: str, secret_digest: str) -> Any:
-        # One statement, on the hash just verified: a password changed or a user disabled meanwhile wins.
-        params = {"user": user_id, "hash": verified_hash, "public_id": public_id, "digest": secret_digest, "ttl": ttl}
+        params = {
+            "user": candidate.user_id,
+            "hash": candidate.password_hash,
+            "public_id": public_id,
+            "digest": secret_digest,
+            "ttl": ttl,
+        }
         return conn.execute(_SIGN_IN, params).fetchone()
 
-    with translated("user", name), conn.transaction():
-        _act(conn, stored_name)  # as stored: 'ALICE' signing in is alice
+    with translated("user", candidate.name), conn.transaction():
+        _act(conn, candidate.name)
         session, secret = _fresh_secret(conn, sign_in)
+        if session is not None:
+            conn.execute(_PRUNE, {"user": candidate.user_id, "kept": SESSION_RETENTION})
     if session is None:
-        raise AuthenticationFailed("invalid name or password")
+        raise AuthenticationFailed(_REFUSED)
     token_id, expires_at, user_id, user_name, role = session
     return Principal("user", user_id, user_name, Role(role), token_id, expires_at), secret
+
+
+def login(
+    conn: psycopg.Connection, name: str, password: str, *, ttl: timedelta = timedelta(hours=12)
+) -> tuple[Principal, str]:
+    """find_login, check_password and open_session on one connection: a new session for a user's name and
+    password, and its token. A server that pools connections calls the three itself, so that no
+    connection is held while the password hash is checked."""
+    _session_ttl(ttl)  # before the slow part
+    return open_session(conn, check_password(find_login(conn, name), password), ttl=ttl)
 
 
 def logout(conn: psycopg.Connection, token_id: UUID) -> None:
     """Revoke a session (its user is the actor); nothing for a token that is no live session."""
     with translated("session"), conn.transaction():
-        conn.execute("""SELECT set_config('walltrack.actor', u.name, true) FROM walltrack.api_tokens AS t
-                        JOIN walltrack.users AS u ON u.id = t.user_id WHERE t.id = %s""", [token_id])
-        conn.execute("""UPDATE walltrack.api_tokens SET revoked_at = now()
-                        WHERE id = %s AND kind = 'session' AND revoked_at IS NULL""", [token_id])
+        conn.execute(
+            """SELECT set_config('walltrack.actor', u.name, true) FROM walltrack_auth.api_tokens AS t
+                        JOIN walltrack_auth.users AS u ON u.id = t.user_id WHERE t.id = %s""",
+            [token_id],
+        )
+        conn.execute(
+            """UPDATE walltrack_auth.api_tokens SET revoked_at = now()
+                        WHERE id = %s AND kind = 'session' AND revoked_at IS NULL""",
+            [token_id],
+        )
 
 
 def any_principal(conn: psycopg.Connection) -> bool:
     """Whether anyone at all could sign in: an enabled user, or an API token neither revoked nor expired."""
     with translated("user"):
-        row = conn.execute("""SELECT EXISTS (SELECT FROM walltrack.users WHERE NOT disabled)
-                              OR EXISTS (SELECT FROM walltrack.api_tokens WHERE kind = 'api' AND revoked_at IS NULL
+        row = conn.execute("""SELECT EXISTS (SELECT FROM walltrack_auth.users WHERE NOT disabled)
+                              OR EXISTS (SELECT FROM walltrack_auth.api_tokens WHERE kind = 'api' AND revoked_at IS NULL
                                          AND (expires_at IS NULL OR expires_at > now()))""").fetchone()
     return bool(row and row[0])
 
 
 # -- users ----------------------------------------------------------------------------------------------------------
+
 
 def _user_query(template: LiteralString, *args: sql.Composable) -> sql.Composed:
     """The template with {columns}: every column of a User, never the password hash."""
@@ -313,13 +422,13 @@ def _no_user(name: str) -> NotFound:
 
 def users(conn: psycopg.Connection) -> list[User]:
     with translated("user"):
-        return _rows(conn, User, _user_query("SELECT {columns} FROM walltrack.users ORDER BY lower(name)"), [])
+        return _rows(conn, User, _user_query("SELECT {columns} FROM walltrack_auth.users ORDER BY lower(name)"), [])
 
 
 def get_user(conn: psycopg.Connection, name: str) -> User:
     with translated("user", name):
-        found = _rows(conn, User, _user_query("SELECT {columns} FROM walltrack.users WHERE lower(name) = lower(%s)"),
-                      [name])
+        query = _user_query("SELECT {columns} FROM walltrack_auth.users WHERE lower(name) = lower(%s)")
+        found = _rows(conn, User, query, [name])
     if not found:
         raise _no_user(name)
     return found[0]
@@ -332,13 +441,22 @@ def add_user(conn: psycopg.Connection, name: str, role: Role | str, password: st
     hashed = hash_password(password)
     with translated("user", name), conn.transaction():
         _act(conn, actor)
-        insert = _user_query("INSERT INTO walltrack.users (name, role, password_hash) VALUES (%s, %s, %s)"
-                             " RETURNING {columns}")
+        insert = _user_query(
+            "INSERT INTO walltrack_auth.users (name, role, password_hash) VALUES (%s, %s, %s) RETURNING {columns}"
+        )
         return _rows(conn, User, insert, [name, chosen.value, hashed])[0]
 
 
-def _update_user(conn: psycopg.Connection, name: str, actor: str, column: str, value: object, *,
-                 keep_an_admin: bool = False, end_sessions: bool = False) -> User:
+def _update_user(
+    conn: psycopg.Connection,
+    name: str,
+    actor: str,
+    column: str,
+    value: object,
+    *,
+    keep_an_admin: bool = False,
+    end_sessions: bool = False,
+) -> User:
     """One column of the user named set to value; `keep_an_admin` refuses leaving no enabled admin user.
 
     The server would lose its last way to manage users and tokens (the command line keeps one)."""
@@ -346,21 +464,33 @@ def _update_user(conn: psycopg.Connection, name: str, actor: str, column: str, v
         _act(conn, actor)
         # Every enabled admin is locked first, in one order, so two admins demoting each other cannot both
         # succeed (the second sees the first's change) nor deadlock.
-        admins = [r[0] for r in conn.execute("""SELECT name FROM walltrack.users WHERE role = 'admin' AND NOT disabled
-                                                ORDER BY id FOR UPDATE""")]
-        found = _rows(conn, User, _user_query("SELECT {columns} FROM walltrack.users WHERE lower(name) = lower(%s)"
-                                              " FOR UPDATE"), [name])
+        admins = [
+            r[0]
+            for r in conn.execute("""SELECT name FROM walltrack_auth.users
+                                                WHERE role = 'admin' AND NOT disabled ORDER BY id FOR UPDATE""")
+        ]
+        found = _rows(
+            conn,
+            User,
+            _user_query("SELECT {columns} FROM walltrack_auth.users WHERE lower(name) = lower(%s) FOR UPDATE"),
+            [name],
+        )
         if not found:
             raise _no_user(name)
         if keep_an_admin and admins == [found[0].name]:
-            raise InvalidTransition(USERS, f"{found[0].name} is the last enabled admin",
-                                    "make another user admin first")
-        update = _user_query("UPDATE walltrack.users SET {} = %s WHERE id = %s RETURNING {columns}",
-                             sql.Identifier(column))
+            raise InvalidTransition(
+                USERS, f"{found[0].name} is the last enabled admin", "make another user admin first"
+            )
+        update = _user_query(
+            "UPDATE walltrack_auth.users SET {} = %s WHERE id = %s RETURNING {columns}", sql.Identifier(column)
+        )
         user = _rows(conn, User, update, [value, found[0].id])[0]
         if end_sessions:
-            conn.execute("""UPDATE walltrack.api_tokens SET revoked_at = now()
-                            WHERE user_id = %s AND kind = 'session' AND revoked_at IS NULL""", [user.id])
+            conn.execute(
+                """UPDATE walltrack_auth.api_tokens SET revoked_at = now()
+                            WHERE user_id = %s AND kind = 'session' AND revoked_at IS NULL""",
+                [user.id],
+            )
         return user
 
 
@@ -388,27 +518,32 @@ def enable_user(conn: psycopg.Connection, name: str, *, actor: str) -> User:
 
 # -- API tokens -----------------------------------------------------------------------------------------------------
 
+
 def _token_query(where: LiteralString) -> sql.Composed:
     """Tokens as Token rows (never their digest); a session is named after its user."""
     return sql.SQL("""SELECT t.id, coalesce(t.name, u.name) AS name, t.kind, t.role, u.name AS user_name, t.public_id,
                              t.created_at, t.created_by, t.expires_at, t.last_used_at, t.revoked_at
-                      FROM walltrack.api_tokens AS t LEFT JOIN walltrack.users AS u ON u.id = t.user_id {}""").format(
-        sql.SQL(where))
+                      FROM walltrack_auth.api_tokens AS t
+                      LEFT JOIN walltrack_auth.users AS u ON u.id = t.user_id {}""").format(sql.SQL(where))
 
 
-def create_token(conn: psycopg.Connection, name: str, role: Role | str, *, actor: str,
-                 expires: timedelta | None = None) -> tuple[Token, str]:
+def create_token(
+    conn: psycopg.Connection, name: str, role: Role | str, *, actor: str, expires: timedelta | None = None
+) -> tuple[Token, str]:
     """A new API token and its secret, which is shown this once: only its digest is kept."""
     problems = name_problems(name)
     chosen = role_of(role, problems)
-    if expires is not None and expires <= timedelta(0):
-        problems.append(FieldError("expires", "must be in the future"))
+    if expires is not None:
+        problems += lifetime_problems(expires, "expires")
     _refuse(problems, "token")
 
     def insert(public_id: str, secret_digest: str) -> UUID:
-        row = conn.execute("""INSERT INTO walltrack.api_tokens (public_id, kind, name, role, secret_hash, expires_at)
+        row = conn.execute(
+            """INSERT INTO walltrack_auth.api_tokens
+                                  (public_id, kind, name, role, secret_hash, expires_at)
                               VALUES (%s, 'api', %s, %s, %s, now() + %s::interval) RETURNING id""",
-                           [public_id, name, chosen.value, secret_digest, expires]).fetchone()
+            [public_id, name, chosen.value, secret_digest, expires],
+        ).fetchone()
         assert row is not None  # an INSERT … RETURNING returns its row
         return UUID(str(row[0]))
 
@@ -421,16 +556,23 @@ def create_token(conn: psycopg.Connection, name: str, role: Role | str, *, actor
 def tokens(conn: psycopg.Connection, *, include_revoked: bool = False) -> list[Token]:
     """The API tokens (sessions are not listed), oldest first."""
     with translated("token"):
-        return _rows(conn, Token, _token_query("WHERE t.kind = 'api' AND (%s OR t.revoked_at IS NULL)"
-                                               " ORDER BY t.created_at, t.name"), [include_revoked])
+        return _rows(
+            conn,
+            Token,
+            _token_query("WHERE t.kind = 'api' AND (%s OR t.revoked_at IS NULL) ORDER BY t.created_at, t.name"),
+            [include_revoked],
+        )
 
 
 def revoke_token(conn: psycopg.Connection, name: str, *, actor: str) -> Token:
     with translated("token", name), conn.transaction():
         _act(conn, actor)
-        row = conn.execute("""UPDATE walltrack.api_tokens SET revoked_at = now()
+        row = conn.execute(
+            """UPDATE walltrack_auth.api_tokens SET revoked_at = now()
                               WHERE kind = 'api' AND lower(name) = lower(%s) AND revoked_at IS NULL
-                              RETURNING id""", [name]).fetchone()
+                              RETURNING id""",
+            [name],
+        ).fetchone()
         if row is None:
             raise NotFound(TOKENS, message=f"no live API token named {name!r}")
         return _rows(conn, Token, _token_query("WHERE t.id = %s"), [row[0]])[0]
@@ -446,8 +588,11 @@ def audit(conn: psycopg.Connection, limit: int = 50) -> list[dict[str, object]]:
     if not isinstance(limit, int) or limit < 1:
         raise InvalidValue("audit", [FieldError("limit", "a whole number from 1")])
     with translated("user"), conn.cursor(row_factory=dict_row) as cur:
-        found = cur.execute("""SELECT id, principal_kind, principal_id, principal_name, action, old_values, new_values,
+        found = cur.execute(
+            """SELECT id, principal_kind, principal_id, principal_name, action, old_values, new_values,
                                       changed_fields, performed_by, source_ip, user_agent, db_user,
                                       host(db_client_addr) AS db_client_addr, performed_at
-                               FROM walltrack.principal_audit_log ORDER BY id DESC LIMIT %s""", [limit]).fetchall()
+                               FROM walltrack_auth.principal_audit_log ORDER BY id DESC LIMIT %s""",
+            [limit],
+        ).fetchall()
     return [{k: _json_ready(v) for k, v in row.items()} for row in found]

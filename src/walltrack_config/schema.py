@@ -23,7 +23,7 @@ _MARKERS = (
     (9, "to_regprocedure('walltrack.guard_config_row()')"),
     (10, "to_regprocedure('walltrack.notify_config_live()')"),
     (11, "to_regclass('walltrack.config_activations')"),
-    (12, "to_regclass('walltrack.users')"),
+    (12, "to_regclass('walltrack_auth.users')"),
 )
 
 

@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
     from ..principals import Token, User
 
-NameArg = Annotated[str, typer.Argument(metavar="NAME", help="1-64 of A-Z a-z 0-9 . _ @ -, from a letter or digit.",
-                                        show_default=False)]
+NameArg = Annotated[
+    str, typer.Argument(metavar="NAME", help="1-64 of A-Z a-z 0-9 . _ @ -, from a letter or digit.", show_default=False)
+]
 RoleOpt = Annotated[Role, typer.Option("--role", help=f"{one_of(Role)}.", show_default=False)]
 RoleArg = Annotated[Role, typer.Argument(metavar="ROLE", help=f"{one_of(Role)}.", show_default=False)]
 PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password as one line of stdin.")]
@@ -40,8 +41,9 @@ def read_password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
     if not sys.stdin.isatty():
-        raise InvalidValue("user", [FieldError("password", "no terminal to ask it on; give it on stdin with "
-                                                           "--password-stdin")])
+        raise InvalidValue(
+            "user", [FieldError("password", "no terminal to ask it on; give it on stdin with --password-stdin")]
+        )
     password: str = typer.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
     return password
 
@@ -51,9 +53,20 @@ def _show_users(opts: Options, found: list[User]) -> None:
 
     if opts.json:
         return render.emit_json([u.columns() for u in found])
-    render.table(("name", "role", "status", "last sign-in", "changed", "by"),
-                 [(u.name, u.role.value, "disabled" if u.disabled else "enabled", render.when(u.last_login_at),
-                   render.when(u.updated_at), u.updated_by) for u in found])
+    render.table(
+        ("name", "role", "status", "last sign-in", "changed", "by"),
+        [
+            (
+                u.name,
+                u.role.value,
+                "disabled" if u.disabled else "enabled",
+                render.when(u.last_login_at),
+                render.when(u.updated_at),
+                u.updated_by,
+            )
+            for u in found
+        ],
+    )
 
 
 def _show_user(opts: Options, user: User, done: str) -> None:
@@ -158,11 +171,20 @@ def user_history(
         return render.emit_json(entries)
     if not entries:
         return render.lines("no changes to users or tokens recorded")
-    render.table(("when", "who", "action", "kind", "name", "changed"),
-                 [(render.when(_moment(e["performed_at"])), str(e["performed_by"]), str(e["action"]),
-                   str(e["principal_kind"]), str(e["principal_name"] or ""),
-                   ", ".join(e["changed_fields"] or []) if isinstance(e["changed_fields"], list) else "")
-                  for e in entries])
+    render.table(
+        ("when", "who", "action", "kind", "name", "changed"),
+        [
+            (
+                render.when(_moment(e["performed_at"])),
+                str(e["performed_by"]),
+                str(e["action"]),
+                str(e["principal_kind"]),
+                str(e["principal_name"] or ""),
+                ", ".join(e["changed_fields"] or []) if isinstance(e["changed_fields"], list) else "",
+            )
+            for e in entries
+        ],
+    )
 
 
 def _moment(text: object) -> Any:
@@ -187,7 +209,9 @@ def token_create(
     ctx: typer.Context,
     name: NameArg,
     role: RoleOpt,
-    expires: Annotated[str | None, typer.Option(help="Lifetime: 30m, 12h, 90d or 2w; default never.")] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="Lifetime: 30m, 12h, 90d or 2w, at most 10 years; default never.")
+    ] = None,
 ) -> None:
     """Create an API token and print it, once: only a hash of it is kept."""
     from .. import principals
@@ -222,10 +246,22 @@ def token_list(
     def status(t: Token) -> str:
         return "revoked" if t.revoked_at else "active" if t.active else "expired"
 
-    render.table(("name", "role", "status", "expires", "last used", "created", "by", "prefix"),
-                 [(t.name, t.role.value if t.role else "", status(t), render.when(t.expires_at) or "never",
-                   render.when(t.last_used_at), render.when(t.created_at), t.created_by,
-                   f"{principals.TOKEN_PREFIX}{t.public_id}_") for t in found])
+    render.table(
+        ("name", "role", "status", "expires", "last used", "created", "by", "prefix"),
+        [
+            (
+                t.name,
+                t.role.value if t.role else "",
+                status(t),
+                render.when(t.expires_at) or "never",
+                render.when(t.last_used_at),
+                render.when(t.created_at),
+                t.created_by,
+                f"{principals.TOKEN_PREFIX}{t.public_id}_",
+            )
+            for t in found
+        ],
+    )
 
 
 @token_app.command("revoke")

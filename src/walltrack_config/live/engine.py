@@ -160,7 +160,7 @@ class Listener:
 
         from .. import schema
 
-        conn = db.connect(self.url, application_name=self._application)
+        conn = db.connect(self.url, application_name=self._application, keepalive=True)
         try:
             schema.require(conn)
             for channel in (CHANNEL, *self._channels):

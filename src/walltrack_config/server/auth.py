@@ -1,14 +1,22 @@
-"""Who a request runs as: a bearer token (an API token, or a session from POST /login), checked once and
-then remembered in memory until the database says principals changed (NOTIFY walltrack_principals).
+"""Who a request runs as: a bearer token (an API token, or a session from POST /login), checked against
+the database, then remembered in memory for a while.
 
-Tokens are only read from the Authorization header, never from a URL, a cookie or a body. A token that
-fails is counted against the client's address and against the token's public id (its name, for a
-sign-in), and either over its limit answers 429 before anything is checked.
+A remembered token is dropped at once when the database announces that its token or user changed
+(NOTIFY walltrack_principals, heard by the server's one listening connection), and in any case after
+REMEMBER seconds, so that a listening connection that died silently cannot keep a revoked token alive.
+When the database cannot be asked, a token known before goes on working (as reads go on from memory),
+for REMEMBER seconds more at a time: an outage costs one slow check a minute per token, not one per request.
+
+Tokens are only read from the Authorization header. Failed checks are limited per client address (a
+token's secret has 256 bits: no per-token limit is needed, and one would let anyone lock a token out by
+its public id); sign-ins per address and per name. Password hashing runs on a few threads at most,
+never holding a pooled connection.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -19,7 +27,7 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from .. import principals
-from ..errors import AuthenticationFailed
+from ..errors import AuthenticationFailed, DatabaseUnavailable
 from .ratelimit import FailureLimiter
 from .settings import ServerSettings
 
@@ -34,12 +42,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("walltrack_config.server")
 
 TOUCH_EVERY = 60.0  # seconds: a token's last use is recorded at most this often (every use would be a write)
+REMEMBER = 60.0  # seconds a checked token is trusted from memory without asking the database again
 MAX_CACHED = 10_000
+HASHING_THREADS = 2  # argon2 is slow on purpose: a burst of sign-ins must not take every worker thread
 
 
 @dataclass
 class _Known:
     principal: principals.Principal
+    checked: float
     touched: float
 
 
@@ -49,6 +60,7 @@ class Authenticator:
         self._known: dict[str, _Known] = {}
         self._generation = 0  # bumped by forget(): a check under way when principals changed is not remembered
         self._lock = threading.Lock()
+        self._hashing = threading.BoundedSemaphore(HASHING_THREADS)
         self.by_address = FailureLimiter(settings.failures_per_address, settings.failure_window)
         self.by_name = FailureLimiter(settings.failures_per_name, settings.failure_window)
         self._toucher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="walltrack-touch")
@@ -57,16 +69,81 @@ class Authenticator:
         self._toucher.shutdown(wait=True, cancel_futures=True)
 
     def forget(self, payload: str | None = None) -> None:
-        """Drop every remembered token: a user, a role or a token changed (or we may have missed that it did)."""
+        """Drop what a NOTIFY walltrack_principals payload ({"kind", "id"}) names; everything for None or junk."""
+        target = _target(payload)
         with self._lock:
-            self._known.clear()
             self._generation += 1
+            if target is None:
+                self._known.clear()
+                return
+            kind, ident = target
+            for key, known in list(self._known.items()):
+                who = known.principal
+                if who.token_id == ident or (kind == "user" and who.kind == "user" and who.id == ident):
+                    del self._known[key]
 
     def known(self, bearer: str) -> principals.Principal | None:
-        """The principal of a token checked before and still valid, from memory; None otherwise."""
+        """The principal of a token checked recently and still valid, from memory; None: check it."""
+        return self._remembered(bearer, time.monotonic() - REMEMBER)
+
+    def check(self, bearer: str, address: str) -> principals.Principal:
+        """Check a token against the database (blocking: call from a worker thread)."""
+        key = f"addr:{address}"
+        self.by_address.begin(key, f"address {address}")
+        failed = True
+        try:
+            if principals.parse_token(bearer) is None:
+                raise AuthenticationFailed("invalid token")
+            generation = self._generation
+            try:
+                with self._connection() as conn:
+                    principal = principals.authenticate(conn, bearer)
+            except DatabaseUnavailable:
+                # The database is away: a token known before still works, as reads do (from memory).
+                remembered = self._remembered(bearer, float("-inf"))
+                if remembered is None:
+                    raise
+                failed = False
+                if (entry := self._known.get(_key(bearer))) is not None:
+                    entry.checked = time.monotonic()
+                return remembered
+            failed = False
+        finally:
+            self.by_address.end(key, failed)
+        now = time.monotonic()
+        with self._lock:
+            if generation == self._generation:
+                if len(self._known) >= MAX_CACHED:
+                    self._known.clear()
+                self._known[_key(bearer)] = _Known(principal, now, now)
+        return principal
+
+    def login(self, name: str, password: str, address: str, ttl: timedelta) -> tuple[principals.Principal, str]:
+        """A sign-in by name and password (blocking): a session and its token."""
+        keys = ((self.by_address, f"addr:{address}", f"address {address}"),
+                (self.by_name, f"user:{name.lower()}", f"user {name!r}"))
+        begun: list[tuple[FailureLimiter, str]] = []
+        failed = True
+        try:
+            for limiter, key, who in keys:
+                limiter.begin(key, who)
+                begun.append((limiter, key))
+            with self._connection() as conn:
+                candidate = principals.find_login(conn, name)
+            with self._hashing:  # no pooled connection is held while the hash runs
+                verified = principals.check_password(candidate, password)
+            with self._connection() as conn:
+                session = principals.open_session(conn, verified, ttl=ttl)
+            failed = False
+            return session
+        finally:
+            for limiter, key in begun:
+                limiter.end(key, failed)
+
+    def _remembered(self, bearer: str, since: float) -> principals.Principal | None:
         key = _key(bearer)
         found = self._known.get(key)
-        if found is None:
+        if found is None or found.checked < since:
             return None
         expires = found.principal.expires_at
         if expires is not None and expires <= datetime.now(UTC):
@@ -77,43 +154,6 @@ class Authenticator:
             found.touched = now
             self._toucher.submit(self._touch, found.principal.token_id)
         return found.principal
-
-    def check(self, bearer: str, address: str) -> principals.Principal:
-        """Check a token against the database (blocking: call from a worker thread)."""
-        parsed = principals.parse_token(bearer)
-        name = f"token {parsed[0]}" if parsed else "a malformed token"
-        self._limit(address, f"token:{parsed[0] if parsed else '?'}", name)
-        generation = self._generation
-        try:
-            with self._connection() as conn:
-                principal = principals.authenticate(conn, bearer)
-        except AuthenticationFailed:
-            self._failed(address, f"token:{parsed[0] if parsed else '?'}")
-            raise
-        with self._lock:
-            if generation == self._generation:
-                if len(self._known) >= MAX_CACHED:
-                    self._known.clear()
-                self._known[_key(bearer)] = _Known(principal, time.monotonic())
-        return principal
-
-    def login(self, name: str, password: str, address: str, ttl: timedelta) -> tuple[principals.Principal, str]:
-        """A sign-in by name and password, limited like token checks (blocking): a session and its token."""
-        self._limit(address, f"user:{name.lower()}", f"user {name!r}")
-        try:
-            with self._connection() as conn:
-                return principals.login(conn, name, password, ttl=ttl)
-        except AuthenticationFailed:
-            self._failed(address, f"user:{name.lower()}")
-            raise
-
-    def _limit(self, address: str, name_key: str, who: str) -> None:
-        self.by_address.check(f"addr:{address}", f"address {address}")
-        self.by_name.check(name_key, who)
-
-    def _failed(self, address: str, name_key: str) -> None:
-        self.by_address.fail(f"addr:{address}")
-        self.by_name.fail(name_key)
 
     def _touch(self, token_id: UUID) -> None:
         try:
@@ -126,3 +166,14 @@ class Authenticator:
 def _key(bearer: str) -> str:
     # Keyed by a digest, so that a memory dump of the cache holds no usable token.
     return hashlib.sha256(bearer.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _target(payload: str | None) -> tuple[str, UUID] | None:
+    """(kind, id) from a NOTIFY payload; None when it names nothing we can match (then forget everything)."""
+    if payload is None or len(payload) > 200:
+        return None
+    try:
+        found = json.loads(payload)
+        return str(found["kind"]), UUID(str(found["id"]))
+    except (ValueError, KeyError, TypeError):
+        return None

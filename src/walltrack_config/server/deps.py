@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from ..credentials import MAX_TOKEN_LENGTH
 from ..domains import Role
 from ..errors import AuthenticationFailed, Forbidden
 from ..principals import Principal
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
 
     from .state import ServerState
 
-MAX_TOKEN = 512  # far above any token we issue; a longer header is not one of ours
 
 
 def server(request: Request) -> ServerState:
@@ -35,7 +35,7 @@ def bearer(request: Request) -> str:
         raise AuthenticationFailed("no credentials: send Authorization: Bearer <token>")
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN:
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
         raise AuthenticationFailed("send the token as Authorization: Bearer <token>")
     return token
 

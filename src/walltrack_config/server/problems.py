@@ -23,10 +23,13 @@ from ..errors import (
     AuthenticationFailed,
     ConfigError,
     DatabaseUnavailable,
+    EmbeddedServerError,
+    InvalidDatabaseUrl,
     InvalidImport,
     InvalidTransition,
     InvalidValue,
     RateLimited,
+    UnexpectedReply,
     UnreadableRow,
 )
 
@@ -47,7 +50,15 @@ def problem(status: int, detail: str, error: str, headers: dict[str, str] | None
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+#: Their messages hold what libpq said: host, port, database user. The log keeps it; an answer does not.
+UNSAID = (DatabaseUnavailable, UnexpectedReply, EmbeddedServerError, InvalidDatabaseUrl)
+UNAVAILABLE = "the database is unavailable; try again shortly (readyz says when it is back)"
+
+
 def config_problem(exc: ConfigError) -> JSONResponse:
+    if isinstance(exc, UNSAID):
+        log.warning("answered 503: %s", exc)
+        return problem(exc.http_status, UNAVAILABLE, type(exc).__name__)
     extra: dict[str, Any] = {}
     headers: dict[str, str] = {}
     if isinstance(exc, InvalidValue | UnreadableRow):

@@ -9,8 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..domains import RoleName, StatusName
 
-Text = str  # free text: reasons, names (the lifecycle checks names; PostgreSQL refuses NUL)
-
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -138,39 +136,92 @@ class SessionOut(BaseModel):
 class DraftIn(Strict):
     from_: str = Field("active", alias="from", max_length=200,
                        description="active, default, archived, or a row: id, id prefix (6+) or name.")
-    name: Text | None = Field(None, max_length=200)
-    reason: Text | None = Field(None, max_length=2000)
+    name: str | None = Field(None, max_length=200)
+    reason: str | None = Field(None, max_length=2000)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class DraftPatchIn(Strict):
     settings: dict[str, Any] = Field(default_factory=dict, description="Settings to change, by field name.")
-    name: Text | None = Field(None, max_length=200)
-    description: Text | None = Field(None, max_length=2000)
-    reason: Text | None = Field(None, max_length=2000)
+    name: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+    reason: str | None = Field(None, max_length=2000)
 
 
 class ActivateIn(Strict):
     expected_version: int | None = Field(None, ge=1, le=2**31 - 1,
                                          description="The draft version you reviewed (or send If-Match).")
-    reason: Text | None = Field(None, max_length=2000)
+    reason: str | None = Field(None, max_length=2000)
 
 
 class RollbackIn(Strict):
-    reason: Text | None = Field(None, max_length=2000)
+    reason: str | None = Field(None, max_length=2000)
     expected_id: str | None = Field(None, max_length=200, description="The row you reviewed as the rollback target.")
 
 
 class RestoreIn(Strict):
-    name: Text | None = Field(None, max_length=200)
-    reason: Text | None = Field(None, max_length=2000)
+    name: str | None = Field(None, max_length=200)
+    reason: str | None = Field(None, max_length=2000)
 
 
 class DiscardIn(Strict):
-    reason: Text | None = Field(None, max_length=2000)
+    reason: str | None = Field(None, max_length=2000)
 
 
 class LoginIn(Strict):
     name: str = Field(max_length=200)
     password: str = Field(max_length=1024)
+
+
+# -- principals --------------------------------------------------------------------
+
+
+class UserOut(BaseModel):
+    id: str
+    name: str
+    role: RoleName
+    disabled: bool
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    updated_by: str
+    last_login_at: datetime | None
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    role: RoleName | None
+    user_name: str | None
+    public_id: str = Field(description="The token's public part (it starts wtc_<public_id>_): not a secret.")
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    active: bool
+
+
+class NewTokenOut(TokenOut):
+    token: str = Field(description="The token itself: in this answer only, never again.")
+
+
+class UserIn(Strict):
+    name: str = Field(max_length=200)
+    role: RoleName
+    password: str = Field(max_length=1024)
+
+
+class UserPatchIn(Strict):
+    role: RoleName | None = None
+    disabled: bool | None = None
+    password: str | None = Field(None, max_length=1024)
+
+
+class TokenIn(Strict):
+    name: str = Field(max_length=200)
+    role: RoleName
+    expires: str | None = Field(None, max_length=20,
+                                description="How long it lasts: 90d, 12h, 30m, 2w; none: no expiry.")

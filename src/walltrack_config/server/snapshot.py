@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
-from uuid import UUID
 
 from ..live.engine import LiveRow, Reading
 from ..models import plain
@@ -65,10 +64,6 @@ class Snapshot:
         self.view = View()
         self._changed = threading.Condition()
 
-    @property
-    def loaded(self) -> bool:
-        return bool(self.view.rows)
-
     def receive(self, reading: Reading) -> None:
         """A listener's reading: the rows it read replace those domains' rows; a refused row keeps the last good one."""
         old = self.view
@@ -85,12 +80,12 @@ class Snapshot:
             self.view = view
             self._changed.notify_all()
 
-    def wait_for(self, domain: str, row_id: UUID, version: int, timeout: float) -> bool:
-        """Block until this process serves `row_id` at `version` (or later) as the domain's active row."""
+    def wait_for(self, domain: str, activation: int, timeout: float) -> bool:
+        """Block until this process serves the domain as of `activation` (its activation sequence) or later."""
 
         def arrived() -> bool:
             row = self.view.rows.get(domain)
-            return row is not None and row.id == row_id and row.version >= version
+            return row is not None and row.activation >= activation
 
         with self._changed:
             return self._changed.wait_for(arrived, timeout)

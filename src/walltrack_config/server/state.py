@@ -76,14 +76,19 @@ class ServerState:
             raise DatabaseUnavailable("the database", reason) from exc
 
     def ready(self) -> tuple[bool, str]:
-        """Whether this process can serve writes: its listener is connected and the schema is current."""
+        """Whether this process can serve writes: its listener is connected and the schema is current.
+
+        Anyone may ask, so the answer says what is wrong but not what libpq said (host, port, user): the log does.
+        """
         if not self.listener.connected:
-            return False, f"not connected to the database: {self.listener.error or 'connecting'}"
+            log.info("not ready: listener not connected: %s", self.listener.error)
+            return False, "not connected to the database; reconnecting"
         try:
             with self.connection() as conn:
                 current = schema.version(conn)
-        except Exception as exc:  # any failure here means "not ready", and says why
-            return False, " ".join(str(exc).split())
+        except Exception as exc:  # any failure here means "not ready"
+            log.warning("not ready: %s", " ".join(str(exc).split()))
+            return False, "the database does not answer"
         if current < schema.PRINCIPALS:
             return False, f"database is at V{current}; this server needs V{schema.PRINCIPALS}"
         return True, f"schema V{current}, listening"

@@ -50,7 +50,8 @@ async def domain_active(request: Request, domain: DomainPath, who: Reader) -> Re
     view = server(request).snapshot.view
     domain_of(domain)
     if domain not in view.rows:
-        raise NotFound(lifecycle.table_of(domain), message=f"{domain} is not loaded yet; try again")
+        why = view.refused.get(domain, "not loaded yet; try again")
+        raise NotFound(lifecycle.table_of(domain), message=f"{domain}'s active settings cannot be served: {why}")
     return _cached(request, view.domain_etag(domain), view.domain_bodies[domain])
 
 

@@ -8,11 +8,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from ... import lifecycle
-from ...errors import FieldError, InvalidValue
+from ...errors import FieldError, InvalidValue, StaleVersion
 from ...lifecycle import ConfigRow
-from ..deps import Connection, Editor, Operator, server
+from ..deps import Connection, Editor, Operator
 from ..schemas import ActivateIn, DiscardIn, DraftIn, DraftPatchIn, RestoreIn, RollbackIn, RowOut
-from ._shared import ROW_NOT_FOUND, DomainPath, RefPath, Responses, domain_of, if_match, row_json, with_etag
+from ._shared import ROW_NOT_FOUND, DomainPath, RefPath, Responses, domain_of, if_match, live, row_json, with_etag
 
 router = APIRouter(tags=["drafts"])
 
@@ -30,12 +30,6 @@ def _created(request: Request, response: Response, row: ConfigRow) -> dict[str, 
     response.headers["Location"] = str(request.url_for("get_row", domain=row.domain, ref=str(row.id)))
     with_etag(response, row)
     return row_json(row)
-
-
-def _live(request: Request, row: ConfigRow) -> None:
-    """Wait until this process serves the row it just made live, so the caller's next read shows it."""
-    state = server(request)
-    state.snapshot.wait_for(row.domain, row.id, row.version, state.settings.live_wait)
 
 
 @router.post("/config/{domain}/drafts", response_model=RowOut, status_code=201, responses=WRITE_ERRORS)
@@ -75,8 +69,6 @@ def discard_draft(request: Request, domain: DomainPath, ref: RefPath, who: Edito
         lifecycle.lock_writes(conn)  # the version checked is the version deleted
         draft = lifecycle.resolve(conn, domain, ref)
         if expected is not None and draft.version != expected:
-            from ...errors import StaleVersion
-
             raise StaleVersion(table, f"draft changed since you reviewed it (v{expected} → v{draft.version}); "
                                       "review again", draft.id, expected)
         lifecycle.discard(conn, domain, draft.id, actor=who.actor, reason=body.reason if body else None)
@@ -88,11 +80,11 @@ def activate(request: Request, response: Response, domain: DomainPath, ref: RefP
              who: Operator, conn: Connection) -> dict[str, Any]:
     """Make the draft live at the version you reviewed (expected_version or If-Match); the active row is archived."""
     table = lifecycle.table_of(domain_of(domain))
-    version = if_match(request, table, "activating a draft", fallback=body.expected_version)
+    version = if_match(request, table, "activating a draft", given=body.expected_version)
     assert version is not None
     draft = lifecycle.resolve(conn, domain, ref)
     row = lifecycle.activate(conn, domain, draft.id, expected_version=version, actor=who.actor, reason=body.reason)
-    _live(request, row)
+    live(request, response, conn, [row])
     with_etag(response, row)
     return row_json(row)
 
@@ -104,7 +96,7 @@ def rollback(request: Request, response: Response, domain: DomainPath, body: Rol
     domain_of(domain)
     expected = None if body.expected_id is None else lifecycle.resolve(conn, domain, body.expected_id).id
     row = lifecycle.rollback(conn, domain, actor=who.actor, reason=body.reason, expected_id=expected)
-    _live(request, row)
+    live(request, response, conn, [row])
     with_etag(response, row)
     return row_json(row)
 

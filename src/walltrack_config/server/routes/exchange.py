@@ -15,7 +15,7 @@ from ...errors import FieldError, Forbidden, InvalidValue, NothingToDo
 from ...principals import Principal
 from ..deps import Connection, Editor, Reader, server
 from ..schemas import HistoryPage, ImportOut
-from ._shared import Responses, changes_json, domain_of, ref_json, row_json
+from ._shared import Responses, changes_json, domain_of, live, ref_json, row_json
 
 router = APIRouter(tags=["history and files"])
 
@@ -48,7 +48,7 @@ def history(who: Reader, conn: Connection,
         domain_of(domain)
     before = None
     if cursor is not None:
-        if not cursor.isdigit():
+        if not (cursor.isascii() and cursor.isdigit()):
             raise InvalidValue("walltrack.config_audit_log", [FieldError("cursor", "not a cursor from a page before")])
         before = int(cursor)
     for name, moment in (("since", since), ("until", until)):
@@ -86,28 +86,28 @@ IMPORT_BODY = {"requestBody": {"required": True, "description": "A settings file
 @router.post("/import", response_model=ImportOut, openapi_extra=IMPORT_BODY,
              responses={400: {"description": "An unreadable file, or every problem in it at once."},
                         412: {"description": "A live row changed while the import was applied."}})
-async def import_file(request: Request, who: Editor, dry_run: bool = True, activate: bool = False) -> dict[str, Any]:
+async def import_file(request: Request, response: Response, who: Editor, dry_run: bool = True,
+                      activate: bool = False) -> dict[str, Any]:
     """Check a settings file against every rule (all problems at once); unless dry_run, write one draft per
     domain that differs (activated too with activate=true, which needs role operator), all or nothing."""
     if activate and not dry_run and not who.allows(Role.OPERATOR):
         raise Forbidden(who.actor, str(who.role), Role.OPERATOR.value, "importing with activate")
     data = await request.body()
-    return await run_in_threadpool(_import, request, who, data, dry_run, activate)
+    return await run_in_threadpool(_import, request, response, who, data, dry_run, activate)
 
 
-def _import(request: Request, who: Principal, data: bytes, dry_run: bool, activate: bool) -> dict[str, Any]:
+def _import(request: Request, response: Response, who: Principal, data: bytes, dry_run: bool,
+            activate: bool) -> dict[str, Any]:
     source = "the request body"
     document = exchange.loads(exchange.read_text(data, source), source)
-    state = server(request)
-    with state.connection() as conn:
+    with server(request).connection() as conn:
         try:
             plans = exchange.plan(conn, document, source)
         except NothingToDo as exc:
             return {"dry_run": dry_run, "activated": False, "domains": [], "message": str(exc)}
         drafts = [None] * len(plans) if dry_run else exchange.apply(conn, plans, actor=who.actor, activate=activate)
-    for row in drafts if activate else ():
-        if row is not None:  # read your writes, as after any activation
-            state.snapshot.wait_for(row.domain, row.id, row.version, state.settings.live_wait)
+        if activate and not dry_run:
+            live(request, response, conn, [d for d in drafts if d is not None])
     domains = [{"domain": p.domain, "active": ref_json(p.active), "changes": changes_json(diff(p.active.settings,
                                                                                                  p.settings)),
                 "draft": None if d is None else row_json(d)} for p, d in zip(plans, drafts, strict=True)]

@@ -2,41 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
-from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from ... import principals
-from ...domains import RoleName
-from ...errors import InvalidTransition
+from ...credentials import password_problems
+from ...errors import FieldError, InvalidTransition, InvalidValue
 from ...principals import Principal
 from ..deps import Admin, Caller, Connection, client_address, server
-from ..schemas import LoginIn, PrincipalOut, SessionOut, Strict
+from ..schemas import (
+    LoginIn,
+    NewTokenOut,
+    PrincipalOut,
+    SessionOut,
+    TokenIn,
+    TokenOut,
+    UserIn,
+    UserOut,
+    UserPatchIn,
+)
 
 router = APIRouter(tags=["principals"])
 
 NamePath = Annotated[str, Path(max_length=200)]
-
-
-class UserIn(Strict):
-    name: str = Field(max_length=200)
-    role: RoleName
-    password: str = Field(max_length=1024)
-
-
-class UserPatchIn(Strict):
-    role: RoleName | None = None
-    disabled: bool | None = None
-    password: str | None = Field(None, max_length=1024)
-
-
-class TokenIn(Strict):
-    name: str = Field(max_length=200)
-    role: RoleName
-    expires: str | None = Field(None, max_length=20,
-                                description="How long it lasts: 90d, 12h, 30m, 2w; none: no expiry.")
 
 
 def principal_json(who: Principal) -> dict[str, Any]:
@@ -57,10 +48,11 @@ async def login(request: Request, body: LoginIn) -> dict[str, Any]:
 def logout(request: Request, who: Caller, conn: Connection) -> Response:
     """End the session this request was made with (an API token is revoked by an admin: DELETE /tokens/{name})."""
     if who.kind != "user":
-        raise InvalidTransition("walltrack.api_tokens", "an API token has no session to end",
+        raise InvalidTransition("walltrack_auth.api_tokens", "an API token has no session to end",
                                 "an admin revokes it with DELETE /api/v1/tokens/{name}")
     principals.logout(conn, who.token_id)
-    server(request).auth.forget()
+    # Here at once (the NOTIFY tells the other servers): this session only.
+    server(request).auth.forget(json.dumps({"kind": "session", "id": str(who.token_id)}))
     return Response(status_code=204)
 
 
@@ -70,45 +62,52 @@ async def whoami(who: Caller) -> dict[str, Any]:
     return principal_json(who)
 
 
-@router.get("/users", response_model=list[dict[str, Any]])
-def list_users(who: Admin, conn: Connection) -> list[dict[str, Any]]:
+@router.get("/users", response_model=list[UserOut])
+def list_users(who: Admin, conn: Connection) -> list[dict[str, object]]:
     return [u.columns() for u in principals.users(conn)]
 
 
-@router.post("/users", response_model=dict[str, Any], status_code=201)
-def add_user(body: UserIn, who: Admin, conn: Connection) -> dict[str, Any]:
+@router.post("/users", response_model=UserOut, status_code=201)
+def add_user(body: UserIn, who: Admin, conn: Connection) -> dict[str, object]:
     return principals.add_user(conn, body.name, body.role, body.password, actor=who.actor).columns()
 
 
-@router.patch("/users/{name}", response_model=dict[str, Any])
-def change_user(name: NamePath, body: UserPatchIn, who: Admin, conn: Connection) -> dict[str, Any]:
-    """Change a user's role, password, or whether they may sign in; each change audited."""
-    user = principals.get_user(conn, name)
-    if body.role is not None:
-        user = principals.set_role(conn, name, body.role, actor=who.actor)
-    if body.password is not None:
-        user = principals.set_password(conn, name, body.password, actor=who.actor)
-    if body.disabled is not None:
-        change = principals.disable_user if body.disabled else principals.enable_user
-        user = change(conn, name, actor=who.actor)
+@router.patch("/users/{name}", response_model=UserOut)
+def change_user(request: Request, name: NamePath, body: UserPatchIn, who: Admin, conn: Connection) -> dict[str, object]:
+    """Change a user's role, password, or whether they may sign in: all of it or nothing, each change audited."""
+    if body.password is not None and (problems := password_problems(body.password)):
+        raise InvalidValue("walltrack_auth.users", problems)
+    if body.role is None and body.password is None and body.disabled is None:
+        raise InvalidValue("walltrack_auth.users", [FieldError("role", "nothing to change: give role, password "
+                                                                       "or disabled")])
+    with conn.transaction():  # each call below is a savepoint in this one transaction
+        user = principals.get_user(conn, name)
+        if body.role is not None:
+            user = principals.set_role(conn, name, body.role, actor=who.actor)
+        if body.password is not None:
+            user = principals.set_password(conn, name, body.password, actor=who.actor)
+        if body.disabled is not None:
+            change = principals.disable_user if body.disabled else principals.enable_user
+            user = change(conn, name, actor=who.actor)
+    server(request).auth.forget()
     return user.columns()
 
 
-@router.get("/tokens", response_model=list[dict[str, Any]])
-def list_tokens(who: Admin, conn: Connection, include_revoked: bool = False) -> list[dict[str, Any]]:
+@router.get("/tokens", response_model=list[TokenOut])
+def list_tokens(who: Admin, conn: Connection, include_revoked: bool = False) -> list[dict[str, object]]:
     return [t.columns() for t in principals.tokens(conn, include_revoked=include_revoked)]
 
 
-@router.post("/tokens", response_model=dict[str, Any], status_code=201)
-def create_token(body: TokenIn, who: Admin, conn: Connection) -> dict[str, Any]:
+@router.post("/tokens", response_model=NewTokenOut, status_code=201)
+def create_token(body: TokenIn, who: Admin, conn: Connection) -> dict[str, object]:
     """A new API token; the token itself is in this answer only, never again."""
     expires = None if body.expires is None else principals.parse_duration(body.expires)
     token, secret = principals.create_token(conn, body.name, body.role, actor=who.actor, expires=expires)
     return {**token.columns(), "token": secret}
 
 
-@router.delete("/tokens/{name}", response_model=dict[str, Any])
-def revoke_token(request: Request, name: NamePath, who: Admin, conn: Connection) -> dict[str, Any]:
+@router.delete("/tokens/{name}", response_model=TokenOut)
+def revoke_token(request: Request, name: NamePath, who: Admin, conn: Connection) -> dict[str, object]:
     token = principals.revoke_token(conn, name, actor=who.actor)
-    server(request).auth.forget()  # at once here; other servers hear it from the database
+    server(request).auth.forget()  # here at once; the NOTIFY tells the other servers
     return token.columns()
