@@ -17,6 +17,7 @@ import uvicorn
 from walltrack_config import principals
 from walltrack_config.domains import Role
 from walltrack_config.server.app import create_app
+from walltrack_config.server.run import Server
 from walltrack_config.server.settings import ServerSettings
 
 
@@ -37,20 +38,23 @@ class Api:
         return secret
 
 
-def free_socket() -> socket.socket:
+def free_socket(port: int = 0) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     sock.listen(128)
     return sock
 
 
 @contextmanager
-def serving(db_url: str, *, roles: bool = True, **settings: Any) -> Iterator[Api]:
-    """The app on a socket of its own until the block ends; with a token per role (`reader`, `editor`, …)."""
+def serving(db_url: str, *, roles: bool = True, port: int = 0, **settings: Any) -> Iterator[Api]:
+    """The app on a socket of its own until the block ends; with a token per role (`reader`, `editor`, …).
+
+    `port`: 0 for any free one; a given one to start a server again where its clients expect it.
+    """
     app = create_app(ServerSettings(url=db_url, **settings))
-    sock = free_socket()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5))
+    sock = free_socket(port)
+    server = Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -8,7 +8,7 @@ import pytest
 from walltrack_config import db, errors
 from walltrack_config import lifecycle as lc
 
-STATUSES = {400, 401, 403, 404, 409, 412, 413, 422, 428, 429, 503}
+STATUSES = {400, 401, 403, 404, 409, 412, 413, 422, 428, 429, 503, 504}
 
 
 def _family(cls: type[errors.ConfigError]) -> list[type[errors.ConfigError]]:
@@ -47,6 +47,7 @@ def test_every_error_has_an_http_status_and_none_is_internal() -> None:
         (errors.ConfigBusy, 503),
         (errors.MigrationLockTimeout, 503),
         (errors.UnexpectedReply, 503),
+        (errors.NotApplied, 504),
     ],
 )
 def test_http_statuses(cls, status) -> None:

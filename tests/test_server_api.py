@@ -383,3 +383,12 @@ def test_unknown_routes_and_methods_are_problems_too(api, path):
         answer = http.put(path, json={})
         assert answer.status_code in (404, 405)
         assert answer.headers["content-type"] == PROBLEM
+
+
+def test_the_stream_refuses_like_every_other_route(api):
+    with api.client() as http:
+        assert http.get("/stream").status_code == 401
+    with api.client("reader") as http:
+        for params, status in (({"domains": "risk,bogus"}, 404), ({"domains": "x" * 500}, 422)):
+            answer = http.get("/stream", params=params)
+            assert answer.status_code == status and answer.headers["content-type"] == PROBLEM, answer.text

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,7 +18,7 @@ import psycopg
 import pytest
 
 from server_support import Api, serving
-from walltrack_config import lifecycle, principals
+from walltrack_config import fleet, lifecycle, principals
 
 PROBLEM = "application/problem+json"
 ROLES = ("reader", "editor", "operator", "admin")
@@ -31,6 +32,7 @@ TABLES = (
     "walltrack_auth.principal_audit_log",
     "walltrack_auth.api_tokens",
     "walltrack_auth.users",
+    "walltrack.fleet_clients",
 )
 
 
@@ -126,12 +128,35 @@ def _revoke_token(conn: psycopg.Connection, ctx: dict[str, Any]) -> Request:
     return f"/tokens/{name}", {}
 
 
+def _fleet_report(conn: psycopg.Connection, ctx: dict[str, Any]) -> Request:
+    report = {
+        "id": str(uuid.uuid4()),
+        "name": f"bot-{next(_serial)}",
+        "host": "h",
+        "pid": 1,
+        "version": "0.1.0",
+        "transport": "http",
+        "domains": ["risk"],
+        "heartbeat": 15,
+        "applied": {"risk": 1},
+    }
+    return "/fleet/report", {"json": report}
+
+
+def _fleet_leave(conn: psycopg.Connection, ctx: dict[str, Any]) -> Request:
+    """A client reported by the caller's token (only its reporter may remove it)."""
+    client = fleet.ClientInfo(uuid.uuid4(), f"leaving-{next(_serial)}", "h", 1, "0.1.0", "http", ("risk",), 15)
+    fleet.report(conn, client, {}, actor=f"token:{ctx['caller'] or 'nobody'}-token")
+    return f"/fleet/{client.id}", {}
+
+
 def _get(path: str, **kwargs: Any) -> Callable[[psycopg.Connection, dict[str, Any]], Request]:
     return lambda conn, ctx: (path, kwargs)
 
 
 MATRIX: dict[tuple[str, str], list[Call]] = {
     ("GET", "/config"): [Call("reader", 200, _get("/config"))],
+    ("GET", "/stream"): [Call("reader", 200, _get("/stream", params={"domains": "risk"}))],
     ("GET", "/config/{domain}"): [Call("reader", 200, _get("/config/risk"))],
     ("GET", "/config/{domain}/rows"): [Call("reader", 200, _get("/config/risk/rows"))],
     ("GET", "/config/{domain}/rows/{ref}"): [Call("reader", 200, _get("/config/risk/rows/active"))],
@@ -176,9 +201,23 @@ MATRIX: dict[tuple[str, str], list[Call]] = {
         Call("admin", 201, lambda conn, ctx: ("/tokens", {"json": {"name": f"tok-{next(_serial)}", "role": "reader"}}))
     ],
     ("DELETE", "/tokens/{name}"): [Call("admin", 200, _revoke_token)],
+    ("GET", "/fleet"): [Call("reader", 200, _get("/fleet"))],
+    ("POST", "/fleet/report"): [Call("reader", 204, _fleet_report)],
+    ("DELETE", "/fleet/{client_id}"): [Call("reader", 204, _fleet_leave)],
     ("GET", "/healthz"): [Call(PUBLIC, 200, _get("/healthz"))],
     ("GET", "/readyz"): [Call(PUBLIC, 200, _get("/readyz"))],
 }
+
+
+def _call(http: httpx.Client, method: str, path: str, kwargs: dict[str, Any]) -> httpx.Response:
+    """The answer, read whole; but an event stream never ends: its status, headers and first event only."""
+    with http.stream(method, path, **kwargs) as answer:
+        if answer.headers.get("content-type", "").startswith("text/event-stream"):
+            first = next(answer.iter_lines())
+            assert first.startswith("id: ") or first.startswith("event: "), first
+        else:
+            answer.read()
+    return answer
 
 
 def test_every_endpoint_against_every_role_and_refusals_write_nothing(api: Api):
@@ -197,10 +236,11 @@ def test_every_endpoint_against_every_role_and_refusals_write_nothing(api: Api):
     with psycopg.connect(api.db, autocommit=True) as conn:
         for (method, template), calls in MATRIX.items():
             for call, caller in itertools.product(calls, clients):
+                context["caller"] = caller
                 path, kwargs = call.make(conn, context)
                 expected = call.expected(caller)
                 before = counts(conn)
-                answer = clients[caller].request(method, path, **kwargs)
+                answer = _call(clients[caller], method, path, kwargs)
                 where = (method, template, call.label, caller)
                 outcomes[where] = answer.status_code
                 assert answer.status_code == expected, (where, answer.text)

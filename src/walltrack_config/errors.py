@@ -16,7 +16,9 @@ front door would answer with, so every door maps a refusal the same way:
 * 428: a write that needs the version the caller reviewed (If-Match) came without it;
 * 429: too many failed sign-ins or token checks from one address or for one name: retry after a while;
 * 503: the database is unreachable, misconfigured, not migrated far enough, or busy
-  (a lock held longer than we wait: the same request succeeds once it is released).
+  (a lock held longer than we wait: the same request succeeds once it is released);
+* 504: live clients did not report applying a change in the time given (the command line's
+  --wait-applied; the API answers 200 with `applied.complete` false instead, the change being committed).
 
 Never 500: an error walltrack-config raises on purpose is never "internal".
 """
@@ -458,3 +460,21 @@ class UnsafeBind(ConfigError):
         self.host = host
         super().__init__(f"refusing to listen on {host} while no user or API token exists; create one first "
                          "(walltrack-config user add NAME --role admin), or serve on 127.0.0.1")
+
+
+# -- the fleet (V13) ---------------------------------------------------------------------------------------------
+
+
+class NotApplied(ConfigError):
+    """A change went live (it is committed), but some live clients did not report applying it in time.
+
+    `missing`: each of them as a person tells it apart (name, host, pid).
+    """
+
+    http_status = 504
+
+    def __init__(self, domain: str, activation: int, missing: list[str], total: int, timeout: float):
+        self.domain, self.activation, self.missing = domain, activation, missing
+        self.total, self.timeout = total, timeout
+        super().__init__(f"{len(missing)} of {total} live clients did not apply {domain} activation {activation} "
+                         f"within {timeout:g} s: {'; '.join(missing)} (the change is live all the same)")

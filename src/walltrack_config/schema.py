@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 NEEDED = 11
 #: what users, tokens and the server need (V12: principals)
 PRINCIPALS = 12
+#: what the fleet needs, and so the server (V13: live clients and what each applied)
+FLEET = 13
 
 _MARKERS = (
     (8, "to_regclass('walltrack.config_audit_log')"),
@@ -24,6 +26,7 @@ _MARKERS = (
     (10, "to_regprocedure('walltrack.notify_config_live()')"),
     (11, "to_regclass('walltrack.config_activations')"),
     (12, "to_regclass('walltrack_auth.users')"),
+    (13, "to_regclass('walltrack.fleet_clients')"),
 )
 
 

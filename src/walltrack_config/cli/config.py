@@ -17,9 +17,12 @@ import typer
 from ..errors import FieldError, InvalidValue, NothingToDo
 from .app import Options, app, connect_migrated
 from .args import Domain, DomainArg, DraftOpt, Format, ReasonOpt, Status, YesOpt
+from .fleet import TimeoutOpt, WaitAppliedOpt, require_fleet
 from .prompt import confirm
 
 if TYPE_CHECKING:
+    import psycopg
+
     from ..exchange import ImportPlan
     from ..lifecycle import ConfigRow
     from ..models import Settings
@@ -214,30 +217,37 @@ def diff_command(
 
 @app.command()
 def activate(ctx: typer.Context, domain: DomainArg, draft_id: DraftOpt = None, reason: ReasonOpt = None,
-             yes: YesOpt = False) -> None:
+             yes: YesOpt = False, wait_applied: WaitAppliedOpt = False, timeout: TimeoutOpt = 30.0) -> None:
     """Make a draft live; shows the changes and asks first, unless --yes. What goes live is what was shown."""
     from .. import lifecycle
 
     opts: Options = ctx.obj
+    _check_wait(wait_applied, timeout)
     with connect_migrated(opts) as conn:
+        if wait_applied:
+            require_fleet(conn)
         row = lifecycle.resolve(conn, domain.value, draft_id)
         _go_live(opts, domain.value, lifecycle.active_row(conn, domain.value), row, yes, "activate")
         done = lifecycle.activate(conn, domain.value, row.id, expected_version=row.version, actor=opts.actor,
                                   reason=reason)
-    _report_live(opts, domain.value, done, "activated")
+        _report_live(opts, domain.value, done, "activated", conn if wait_applied else None, timeout)
 
 
 @app.command()
-def rollback(ctx: typer.Context, domain: DomainArg, reason: ReasonOpt = None, yes: YesOpt = False) -> None:
+def rollback(ctx: typer.Context, domain: DomainArg, reason: ReasonOpt = None, yes: YesOpt = False,
+             wait_applied: WaitAppliedOpt = False, timeout: TimeoutOpt = 30.0) -> None:
     """Make the previous active settings live again; shows the changes and asks first, unless --yes."""
     from .. import lifecycle
 
     opts: Options = ctx.obj
+    _check_wait(wait_applied, timeout)
     with connect_migrated(opts) as conn:
+        if wait_applied:
+            require_fleet(conn)
         previous = lifecycle.rollback_target(conn, domain.value)
         _go_live(opts, domain.value, lifecycle.active_row(conn, domain.value), previous, yes, "roll back to")
         done = lifecycle.rollback(conn, domain.value, actor=opts.actor, reason=reason, expected_id=previous.id)
-    _report_live(opts, domain.value, done, "rolled back to")
+        _report_live(opts, domain.value, done, "rolled back to", conn if wait_applied else None, timeout)
 
 
 @app.command()
@@ -290,12 +300,36 @@ def _go_live(opts: Options, domain: str, current: ConfigRow, upcoming: ConfigRow
         raise NothingToDo(f"not done: {domain} stays on '{current.name}'")
 
 
-def _report_live(opts: Options, domain: str, row: ConfigRow, verb: str) -> None:
-    from . import render
+def _check_wait(wait_applied: bool, timeout: float) -> None:
+    if timeout != 30.0 and not wait_applied:
+        raise typer.BadParameter("--timeout is how long --wait-applied waits; give --wait-applied too",
+                                 param_hint="--timeout")
 
+
+def _report_live(opts: Options, domain: str, row: ConfigRow, verb: str, waiting: psycopg.Connection[Any] | None = None,
+                 timeout: float = 30.0) -> None:
+    """Say what went live; with a connection to wait on (--wait-applied), wait for the fleet to apply it too.
+
+    What went live is said first, whatever the fleet does: it is committed.
+    """
+    from .. import lifecycle
+    from . import render
+    from .fleet import not_applied
+    from .fleet import wait_applied as wait_fleet
+
+    if not opts.json:
+        render.lines(f"{verb} '{row.name}' ({row.id}): it is now the live {domain} config")
+    if waiting is None:
+        if opts.json:
+            render.emit_json(row.columns())
+        return
+    made = lifecycle.last_activation(waiting, domain, row.id)
+    applied = wait_fleet(waiting, domain, made.seq if made else 0, timeout)
     if opts.json:
-        return render.emit_json(row.columns())
-    render.lines(f"{verb} '{row.name}' ({row.id}): it is now the live {domain} config")
+        render.emit_json(row.columns() | {"applied": applied})
+    error = not_applied(domain, applied, timeout)
+    if error is not None:
+        raise error
 
 
 def _warn_unreadable(rows: Iterable[ConfigRow]) -> None:

@@ -62,7 +62,7 @@ def serve(
         pending = [row.version for row in runner.status(conn, found) if row.state == "pending"]
         if pending:
             raise MigrationsPending(pending)
-        schema.require(conn, schema.PRINCIPALS)
+        schema.require(conn, schema.FLEET)
         if not is_loopback(host) and not principals.any_principal(conn):
             raise UnsafeBind(host)
     _run(url, host, port, ssl_certfile, ssl_keyfile, forwarded_allow_ips, log_level)
@@ -73,6 +73,7 @@ def _run(url: str, host: str, port: int, certfile: Path | None, keyfile: Path | 
     import uvicorn
 
     from ..server.app import create_app
+    from ..server.run import Server
     from ..server.settings import ServerSettings
     from . import render
 
@@ -94,7 +95,7 @@ def _run(url: str, host: str, port: int, certfile: Path | None, keyfile: Path | 
     # handler that SIGTERM would then kill the process (status -15) after a clean stop. Asked for and done: 0.
     previous = signal.signal(signal.SIGTERM, _stopped)
     try:
-        uvicorn.Server(config).run()
+        Server(config).run()
     finally:
         signal.signal(signal.SIGTERM, previous)
 

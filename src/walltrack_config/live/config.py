@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
-from .. import db, lifecycle
+from .. import db, fleet, lifecycle
 from ..domains import DOMAINS
-from ..errors import LiveConfigUnavailable, SchemaOutdated
+from ..errors import AuthenticationFailed, LiveConfigUnavailable, SchemaOutdated
 from ..models import (
     MODELS,
     ApiConfig,
@@ -39,9 +39,10 @@ from ..models import (
     ScoringConfig,
     Settings,
     TradingConfig,
-    plain,
 )
-from .engine import CHANNEL, Listener, LiveRow, Reading
+from .engine import CHANNEL, Listener, LiveRow, Reading, row_from_json, row_json
+from .http import StreamSource, is_http, shown
+from .report import DatabaseReports, HttpReports
 
 __all__ = ["CHANNEL", "Callback", "ConnectionCallback", "Health", "LiveConfig", "LiveRow"]
 
@@ -50,6 +51,18 @@ log = logging.getLogger("walltrack_config.live")
 # A callback hears rows of the domain it subscribed to: LiveRow[Any] lets it declare them as LiveRow[RiskConfig].
 Callback = Callable[[LiveRow[Any], LiveRow[Any]], object]
 ConnectionCallback = Callable[[bool, str | None], object]
+
+
+class Source(Protocol):
+    """Where live settings come from: the database (engine.Listener) or a server's stream (http.StreamSource)."""
+
+    connected: bool
+    error: str | None
+    synced: float
+
+    def connect(self) -> Exception | None: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -67,14 +80,26 @@ class Health:
 class LiveConfig:
     """The active settings of every domain, kept current by PostgreSQL's notifications."""
 
-    def __init__(self, url: str | None = None, *, domains: Iterable[str] = DOMAINS, allow_defaults: bool = False,
-                 state_dir: Path | None = None, max_backoff: float = 1.0, poll: float = 0.5) -> None:
-        url = db.resolve_url(url)
+    def __init__(self, url: str | None = None, *, token: str | None = None, domains: Iterable[str] = DOMAINS,
+                 allow_defaults: bool = False, state_dir: Path | None = None, max_backoff: float | None = None,
+                 poll: float = 0.5, verify: bool | str = True, name: str | None = None,
+                 heartbeat: float = fleet.HEARTBEAT, report: bool = True) -> None:
+        """`url`: a PostgreSQL URL (None: $WALLTRACK_DATABASE_URL, else the embedded server), or the http(s)
+        URL of a `walltrack-config serve` with a `token` (role reader) to stream from it instead.
+
+        The client reports itself to the fleet as `name` (default host:pid) every `heartbeat` seconds and after
+        each change it applied, unless `report=False`.
+        """
+        over_http = is_http(url)
+        if not over_http:
+            url = db.resolve_url(url)
+        assert url is not None
         self._domains = tuple(domains)
         for domain in self._domains:
             lifecycle.model_of(domain)
         self._allow_defaults = allow_defaults
-        digest = hashlib.sha256(db.describe(url).encode()).hexdigest()[:16]
+        where = shown(url) if over_http else db.describe(url)
+        digest = hashlib.sha256(where.encode()).hexdigest()[:16]
         self._state = (state_dir or db.home() / "live") / f"{digest}.json"
         self._rows: Mapping[str, LiveRow[Any]] = MappingProxyType({})
         self._handled = self._rows  # what wait_for sees: _rows once its callbacks have run
@@ -85,8 +110,21 @@ class LiveConfig:
         self._reported: set[tuple[str, object, int]] = set()  # each unreadable row is logged once
         self._on_connection: list[ConnectionCallback] = []
         self._changed = threading.Condition()
-        self._listener = Listener(url, self._domains, self._receive, on_connection=self._connection,
-                                  max_backoff=max_backoff, poll=poll)
+        self._listener: Source
+        self._reporter = fleet.Reporter(fleet.info_for(name, "http" if over_http else "database", self._domains,
+                                                       heartbeat))
+        self._http_reports: HttpReports | None = None
+        self._db_reports: DatabaseReports | None = None
+        self._url = url
+        if over_http:
+            self._listener = StreamSource(url, token, self._domains, self._receive, on_connection=self._connection,
+                                          max_backoff=30.0 if max_backoff is None else max_backoff, verify=verify)
+            self._http_reports = HttpReports(self._reporter, url, token, verify) if report else None
+        else:
+            self._db_reports = DatabaseReports(self._reporter) if report else None
+            self._listener = Listener(url, self._domains, self._receive, on_connection=self._connection,
+                                      max_backoff=1.0 if max_backoff is None else max_backoff, poll=poll,
+                                      on_idle=self._db_reports)
 
     # -- reading: memory only ------------------------------------------------------
 
@@ -186,10 +224,16 @@ class LiveConfig:
         if failure is not None:
             self._fall_back(failure)
         self._listener.start()
+        if self._http_reports is not None:
+            self._http_reports.start()
         return self
 
     def stop(self) -> None:
         self._listener.stop()
+        if self._http_reports is not None:
+            self._http_reports.stop()
+        if self._db_reports is not None:
+            self._db_reports.leave(self._url)
 
     def __enter__(self) -> LiveConfig:
         return self.start()
@@ -198,8 +242,8 @@ class LiveConfig:
         self.stop()
 
     def _fall_back(self, exc: Exception) -> None:
-        if isinstance(exc, LiveConfigUnavailable):
-            raise exc  # the database answered, but nothing usable was found for some domain
+        if isinstance(exc, LiveConfigUnavailable | AuthenticationFailed):
+            raise exc  # the source answered: nothing usable for some domain, or not for this token
         saved = self._read_saved()
         if saved is not None:
             self._swap(saved, notify=False)
@@ -238,6 +282,10 @@ class LiveConfig:
         self._source = "database"
         self._swap(fresh, notify=True)
         self._save()
+        # Callbacks done: what this process now runs on, for the fleet (--wait-applied waits for it).
+        self._reporter.applied({d: r.activation for d, r in self._rows.items()})
+        if self._http_reports is not None:
+            self._http_reports.applied()
 
     def _connection(self, connected: bool, error: str | None) -> None:
         for callback in list(self._on_connection):
@@ -304,14 +352,8 @@ class LiveConfig:
 
 
 def _saved(row: LiveRow) -> dict[str, Any]:
-    return {"id": str(row.id) if row.id else None, "version": row.version, "name": row.name,
-            "activated_at": row.activated_at.isoformat() if row.activated_at else None,
-            "activation": row.activation, "actor": row.actor, "reason": row.reason, "settings": plain(row.settings)}
+    return row_json(row)
 
 
 def _unsaved(domain: str, entry: dict[str, Any]) -> LiveRow:
-    when = entry.get("activated_at")
-    return LiveRow(domain, UUID(entry["id"]) if entry["id"] else None, entry["version"],
-                   MODELS[domain].model_validate(entry["settings"]), entry.get("name") or "saved settings",
-                   datetime.fromisoformat(when) if when else None, int(entry.get("activation") or 0),
-                   entry.get("actor"), entry.get("reason"), source="saved")
+    return row_from_json(domain, entry, "saved")

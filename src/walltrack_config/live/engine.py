@@ -24,7 +24,7 @@ from typing_extensions import TypeVar
 from .. import db, lifecycle
 from ..domains import DOMAINS
 from ..errors import ConfigError, DatabaseError
-from ..models import Settings
+from ..models import MODELS, Settings, plain
 
 if TYPE_CHECKING:
     import psycopg
@@ -62,6 +62,23 @@ class LiveRow(Generic[S]):
         return self.id, self.version, self.activation
 
 
+def row_json(row: LiveRow) -> dict[str, Any]:
+    """A LiveRow as JSON-ready data: what LiveConfig saves, and what the server streams to bots."""
+    return {"domain": row.domain, "id": str(row.id) if row.id else None, "version": row.version, "name": row.name,
+            "activated_at": row.activated_at.isoformat() if row.activated_at else None,
+            "activation": row.activation, "actor": row.actor, "reason": row.reason, "settings": plain(row.settings)}
+
+
+def row_from_json(domain: str, entry: Mapping[str, Any], source: str) -> LiveRow:
+    """The LiveRow `row_json` wrote (or a server sent); ValueError (pydantic's included) for anything else."""
+    when = entry.get("activated_at")
+    ident = entry.get("id")
+    return LiveRow(domain, UUID(str(ident)) if ident else None, int(entry["version"]),
+                   MODELS[domain].model_validate(entry["settings"]), str(entry.get("name") or "saved settings"),
+                   datetime.fromisoformat(when) if isinstance(when, str) else None,
+                   int(entry.get("activation") or 0), entry.get("actor"), entry.get("reason"), source=source)
+
+
 @dataclass(frozen=True)
 class Refused:
     """An active row the models refuse (a value stored before V11's checks): which one, and why."""
@@ -82,6 +99,8 @@ class Reading:
 
 Sink = Callable[[Reading], object]
 ConnectionReport = Callable[[bool, str | None], object]
+#: Runs in the listener's thread between waits, with its connection (for the fleet's reports: no second connection).
+IdleHook = Callable[["psycopg.Connection[Any]"], object]
 #: Hears a notification's payload on another channel, or None after a (re)connection: whatever was sent
 #: while nobody listened is lost, so anything may have changed.
 ChannelHandler = Callable[[str | None], object]
@@ -102,7 +121,8 @@ class Listener:
 
     def __init__(self, url: str, domains: Iterable[str], sink: Sink, *,
                  on_connection: ConnectionReport | None = None, max_backoff: float = 1.0, poll: float = 0.5,
-                 application_name: str = APPLICATION, channels: Mapping[str, ChannelHandler] | None = None) -> None:
+                 application_name: str = APPLICATION, channels: Mapping[str, ChannelHandler] | None = None,
+                 on_idle: IdleHook | None = None) -> None:
         self.url = url
         self.domains = tuple(domains)
         self._wanted = frozenset(self.domains)
@@ -111,6 +131,7 @@ class Listener:
         self._max_backoff, self._poll, self._application = max_backoff, poll, application_name
         # Other channels on the same connection: a server process keeps one listening connection in all.
         self._channels = dict(channels or {})
+        self._on_idle = on_idle
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._first: psycopg.Connection[Any] | None = None  # from connect(), for the thread to go on with
@@ -197,6 +218,8 @@ class Listener:
                         self.synced = time.time()
                         if domains:
                             self._read(listening, sorted(domains))
+                        if self._on_idle is not None:
+                            self._on_idle(listening)
             except (psycopg.OperationalError, DatabaseError) as exc:
                 self.error = one_line(exc)
                 if self.connected:

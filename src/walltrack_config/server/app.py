@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from .. import __version__
 from . import problems
 from .middleware import BodyLimit, SecurityHeaders
-from .routes import config, docs, drafts, exchange, health, principals
+from .routes import config, docs, drafts, exchange, fleet, health, principals, stream
 from .settings import ServerSettings
 from .state import ServerState
 
@@ -25,17 +25,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from starlette.concurrency import run_in_threadpool
 
+        await state.hub.start()  # first: the listener's readings are handed to this loop
         await run_in_threadpool(state.open)
         try:
             yield
         finally:
+            await state.hub.stop()  # stream clients end first, or a graceful shutdown would wait for them
             await run_in_threadpool(state.close)
 
     app = FastAPI(title="walltrack-config", version=__version__, lifespan=lifespan,
                   openapi_url=f"{PREFIX}/openapi.json", docs_url=None, redoc_url=None,
                   description="WallTrack's settings: read them, draft and edit, activate, roll back, audit.")
     app.state.server = state
-    for module in (config, drafts, exchange, principals):
+    for module in (config, drafts, exchange, fleet, principals, stream):
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(health.router, prefix=PREFIX)
     app.include_router(health.router, include_in_schema=False)  # where probes usually look, too

@@ -88,28 +88,27 @@ class Authenticator:
 
     def check(self, bearer: str, address: str) -> principals.Principal:
         """Check a token against the database (blocking: call from a worker thread)."""
+        # Failures only, not attempts under way: a token check is one fast hash (no burst to fear, unlike a
+        # password), and a fleet of bots behind one address may all present their token at the same moment.
         key = f"addr:{address}"
-        self.by_address.begin(key, f"address {address}")
-        failed = True
+        self.by_address.check(key, f"address {address}")
+        generation = self._generation
         try:
             if principals.parse_token(bearer) is None:
                 raise AuthenticationFailed("invalid token")
-            generation = self._generation
-            try:
-                with self._connection() as conn:
-                    principal = principals.authenticate(conn, bearer)
-            except DatabaseUnavailable:
-                # The database is away: a token known before still works, as reads do (from memory).
-                remembered = self._remembered(bearer, float("-inf"))
-                if remembered is None:
-                    raise
-                failed = False
-                if (entry := self._known.get(_key(bearer))) is not None:
-                    entry.checked = time.monotonic()
-                return remembered
-            failed = False
-        finally:
-            self.by_address.end(key, failed)
+            with self._connection() as conn:
+                principal = principals.authenticate(conn, bearer)
+        except AuthenticationFailed:
+            self.by_address.fail(key)
+            raise
+        except DatabaseUnavailable:
+            # The database is away: a token known before still works, as reads do (from memory).
+            remembered = self._remembered(bearer, float("-inf"))
+            if remembered is None:
+                raise
+            if (entry := self._known.get(_key(bearer))) is not None:
+                entry.checked = time.monotonic()
+            return remembered
         now = time.monotonic()
         with self._lock:
             if generation == self._generation:

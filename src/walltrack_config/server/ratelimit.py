@@ -25,6 +25,19 @@ class FailureLimiter:
         self._running: dict[str, int] = {}
         self._lock = threading.Lock()
 
+    def check(self, key: str, who: str) -> None:
+        """RateLimited while `key` has `limit` failures within the window (attempts under way not counted)."""
+        with self._lock:
+            recent = self._recent(key)
+            if len(recent) >= self.limit:
+                raise RateLimited(max(1, math.ceil(recent[0] + self.window - self._clock())), who)
+
+    def fail(self, key: str) -> None:
+        with self._lock:
+            if len(self._failures) >= MAX_KEYS:
+                self._prune()
+            self._failures.setdefault(key, deque()).append(self._clock())
+
     def begin(self, key: str, who: str) -> None:
         """Count an attempt as under way; RateLimited (with the seconds to wait) if the key is at its limit."""
         with self._lock:
@@ -43,10 +56,8 @@ class FailureLimiter:
                 self._running[key] = left
             else:
                 self._running.pop(key, None)
-            if failed:
-                if len(self._failures) >= MAX_KEYS:
-                    self._prune()
-                self._failures.setdefault(key, deque()).append(self._clock())
+        if failed:
+            self.fail(key)
 
     def _recent(self, key: str) -> deque[float]:
         found = self._failures.get(key)

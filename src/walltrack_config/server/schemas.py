@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..domains import RoleName, StatusName
+from ..domains import DomainName, RoleName, StatusName
 
 
 class Strict(BaseModel):
@@ -225,3 +226,62 @@ class TokenIn(Strict):
     role: RoleName
     expires: str | None = Field(None, max_length=20,
                                 description="How long it lasts: 90d, 12h, 30m, 2w; none: no expiry.")
+
+
+# -- the fleet (V13) ---------------------------------------------------------------
+
+
+class FleetClientOut(BaseModel):
+    id: str
+    name: str
+    host: str
+    pid: int
+    version: str
+    transport: Literal["http", "database"]
+    domains: list[str]
+    heartbeat: float = Field(description="Seconds between its reports; 3 without one and it is stale.")
+    started_at: datetime
+    last_seen_at: datetime
+    applied: dict[str, int] = Field(description="Domain -> the activation sequence it applied, callbacks done.")
+    lag: dict[str, int] = Field(description="Domain -> how many activations of it came after the one applied.")
+    stale: bool = Field(description="Not heard from for 3 heartbeats.")
+    reported_by: str = Field(description="Who reports it: the token or user a server reported it for, else the "
+                                         "database user. Only they may report or remove it.")
+    db_user: str
+
+
+class FleetOut(BaseModel):
+    current: dict[str, int] = Field(description="Each domain's current activation sequence.")
+    clients: list[FleetClientOut]
+
+
+class AppliedOut(BaseModel):
+    activation: int = Field(description="The activation waited for.")
+    complete: bool = Field(description="Every live client following the domain applied it (or a later one).")
+    waited: float = Field(description="Seconds waited.")
+    live: int = Field(description="Live (non-stale) clients following the domain at the end.")
+    missing: list[FleetClientOut] = Field(description="Live clients that had not applied it when the wait ended.")
+    stale: list[FleetClientOut] = Field(description="Stale clients following the domain that had not applied it: "
+                                                    "not waited for.")
+    detail: str | None = Field(None, description="Why the wait ended early, if it did (the database went away).")
+
+
+class GoneLiveOut(RowOut):
+    applied: AppliedOut | None = Field(None, description="Only with ?wait_applied=: whether every live client "
+                                                         "applied the change (it is committed either way).")
+
+
+ActivationSeq = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class FleetReportIn(Strict):
+    id: UUID = Field(description="The client's id: a UUID of its own, one per process.")
+    name: str = Field(min_length=1, max_length=200, description="As the bot names itself (default host:pid).")
+    host: str = Field(min_length=1, max_length=255)
+    pid: int = Field(ge=1, le=2**31 - 1)
+    version: str = Field(min_length=1, max_length=64, description="The walltrack-config version it runs.")
+    transport: Literal["http", "database"]
+    domains: list[DomainName] = Field(min_length=1, max_length=7, description="The domains it follows.")
+    heartbeat: float = Field(ge=0.01, le=3600, allow_inf_nan=False, description="Seconds between its reports.")
+    applied: dict[DomainName, ActivationSeq] = Field(
+        default_factory=dict, description="Domain -> activation sequence applied, its callbacks done.")

@@ -29,3 +29,9 @@ class ServerSettings:
     session_ttl: timedelta = timedelta(hours=12)
     #: how long a write waits for this server's memory to show the row it made live (read your writes)
     live_wait: float = 2.0
+    #: events a stream client may have waiting before it counts as fallen behind (told to resync, dropped)
+    stream_queue: int = 64
+    #: change events kept for clients that reconnect with Last-Event-ID
+    stream_keep: int = 1024
+    #: seconds between the comment lines that keep an idle stream open
+    heartbeat: float = 15.0

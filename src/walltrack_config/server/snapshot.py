@@ -13,26 +13,10 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
-from ..live.engine import LiveRow, Reading
-from ..models import plain
+from ..live.engine import LiveRow, Reading, row_json
 
 log = logging.getLogger("walltrack_config.server")
-
-
-def live_row_json(row: LiveRow) -> dict[str, Any]:
-    return {
-        "domain": row.domain,
-        "id": None if row.id is None else str(row.id),
-        "name": row.name,
-        "version": row.version,
-        "activation": row.activation,
-        "activated_at": None if row.activated_at is None else row.activated_at.isoformat(),
-        "actor": row.actor,
-        "reason": row.reason,
-        "settings": plain(row.settings),
-    }
 
 
 def _encode(document: object) -> bytes:
@@ -64,21 +48,26 @@ class Snapshot:
         self.view = View()
         self._changed = threading.Condition()
 
-    def receive(self, reading: Reading) -> None:
-        """A listener's reading: the rows it read replace those domains' rows; a refused row keeps the last good one."""
+    def receive(self, reading: Reading) -> list[LiveRow]:
+        """A listener's reading: the rows it read replace those domains' rows; a refused row keeps the last good one.
+
+        Returns the rows that changed (a new row, or the same row live again), oldest activation first.
+        """
         old = self.view
         rows = {**old.rows, **reading.rows}
         refused = {d: r for d, r in old.refused.items() if d not in reading.rows}
         for domain, why in reading.refused.items():
             refused[domain] = why.problem
             log.warning("kept the last good %s settings: %s", domain, why.problem)
-        docs = {d: live_row_json(r) for d, r in sorted(rows.items())}
+        docs = {d: row_json(r) for d, r in sorted(rows.items())}
         activation = max((r.activation for r in rows.values()), default=0)
         view = View(MappingProxyType(rows), activation, _encode({"activation": activation, "domains": docs}),
                     MappingProxyType({d: _encode(doc) for d, doc in docs.items()}), MappingProxyType(refused))
         with self._changed:
             self.view = view
             self._changed.notify_all()
+        changed = [r for d, r in reading.rows.items() if d not in old.rows or old.rows[d].key != r.key]
+        return sorted(changed, key=lambda r: r.activation)
 
     def wait_for(self, domain: str, activation: int, timeout: float) -> bool:
         """Block until this process serves the domain as of `activation` (its activation sequence) or later."""

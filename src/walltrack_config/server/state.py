@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 from .. import db, schema
 from ..domains import DOMAINS
 from ..errors import DatabaseUnavailable
-from ..live.engine import Listener
+from ..live.engine import Listener, Reading
 from .auth import Authenticator
 from .settings import ServerSettings
 from .snapshot import Snapshot
+from .stream import Hub
 
 if TYPE_CHECKING:
     import psycopg
@@ -45,10 +46,16 @@ class ServerState:
             kwargs={"autocommit": True, "application_name": APPLICATION, "connect_timeout": db.CONNECT_TIMEOUT},
             configure=configure, check=ConnectionPool.check_connection, name="walltrack-server")
         self.snapshot = Snapshot()
+        self.hub = Hub(settings.stream_queue, settings.stream_keep, settings.heartbeat)
         self.auth = Authenticator(self.connection, settings)
-        self.listener = Listener(settings.url, DOMAINS, self.snapshot.receive,
+        self.listener = Listener(settings.url, DOMAINS, self._receive, on_connection=self.hub.status_threadsafe,
                                  application_name="walltrack-server-live",
                                  channels={PRINCIPALS_CHANNEL: self.auth.forget})
+
+    def _receive(self, reading: Reading) -> None:
+        """The listener's readings (its thread): into the snapshot, then out to the stream's clients."""
+        changed = self.snapshot.receive(reading)
+        self.hub.publish_threadsafe(self.snapshot.view, changed)
 
     def open(self) -> None:
         """Load the active settings and start listening; DatabaseError when the database cannot be used."""
@@ -89,6 +96,6 @@ class ServerState:
         except Exception as exc:  # any failure here means "not ready"
             log.warning("not ready: %s", " ".join(str(exc).split()))
             return False, "the database does not answer"
-        if current < schema.PRINCIPALS:
-            return False, f"database is at V{current}; this server needs V{schema.PRINCIPALS}"
+        if current < schema.FLEET:
+            return False, f"database is at V{current}; this server needs V{schema.FLEET}"
         return True, f"schema V{current}, listening"

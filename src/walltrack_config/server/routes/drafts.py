@@ -3,16 +3,23 @@ audit trail's performed_by is the authenticated principal, never something the c
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from ... import lifecycle
 from ...errors import FieldError, InvalidValue, StaleVersion
 from ...lifecycle import ConfigRow
-from ..deps import Connection, Editor, Operator
-from ..schemas import ActivateIn, DiscardIn, DraftIn, DraftPatchIn, RestoreIn, RollbackIn, RowOut
+from ..deps import Connection, Editor, Operator, server
+from ..schemas import ActivateIn, DiscardIn, DraftIn, DraftPatchIn, GoneLiveOut, RestoreIn, RollbackIn, RowOut
+from . import fleet as fleet_routes
 from ._shared import ROW_NOT_FOUND, DomainPath, RefPath, Responses, domain_of, if_match, live, row_json, with_etag
+from .fleet import WaitApplied
+
+if TYPE_CHECKING:
+    import psycopg
 
 router = APIRouter(tags=["drafts"])
 
@@ -75,30 +82,59 @@ def discard_draft(request: Request, domain: DomainPath, ref: RefPath, who: Edito
     return Response(status_code=204)
 
 
-@router.post("/config/{domain}/drafts/{ref}/activate", response_model=RowOut, responses=WRITE_ERRORS)
-def activate(request: Request, response: Response, domain: DomainPath, ref: RefPath, body: ActivateIn,
-             who: Operator, conn: Connection) -> dict[str, Any]:
-    """Make the draft live at the version you reviewed (expected_version or If-Match); the active row is archived."""
-    table = lifecycle.table_of(domain_of(domain))
-    version = if_match(request, table, "activating a draft", given=body.expected_version)
-    assert version is not None
-    draft = lifecycle.resolve(conn, domain, ref)
-    row = lifecycle.activate(conn, domain, draft.id, expected_version=version, actor=who.actor, reason=body.reason)
-    live(request, response, conn, [row])
-    with_etag(response, row)
-    return row_json(row)
+@router.post("/config/{domain}/drafts/{ref}/activate", response_model=GoneLiveOut, response_model_exclude_unset=True,
+             responses=WRITE_ERRORS)
+async def activate(request: Request, response: Response, domain: DomainPath, ref: RefPath, body: ActivateIn,
+                   who: Operator, wait_applied: WaitApplied = None) -> dict[str, Any]:
+    """Make the draft live at the version you reviewed (expected_version or If-Match); the active row is archived.
+
+    With ?wait_applied=SECONDS, the answer then waits for every live client to apply it (see `applied`)."""
+
+    def write(conn: psycopg.Connection[Any]) -> ConfigRow:
+        table = lifecycle.table_of(domain_of(domain))
+        version = if_match(request, table, "activating a draft", given=body.expected_version)
+        assert version is not None
+        draft = lifecycle.resolve(conn, domain, ref)
+        return lifecycle.activate(conn, domain, draft.id, expected_version=version, actor=who.actor,
+                                  reason=body.reason)
+
+    return await _go_live(request, response, write, wait_applied)
 
 
-@router.post("/config/{domain}/rollback", response_model=RowOut, responses=WRITE_ERRORS)
-def rollback(request: Request, response: Response, domain: DomainPath, body: RollbackIn, who: Operator,
-             conn: Connection) -> dict[str, Any]:
-    """The archived row that was live most recently goes live again (only if it is expected_id, when given)."""
-    domain_of(domain)
-    expected = None if body.expected_id is None else lifecycle.resolve(conn, domain, body.expected_id).id
-    row = lifecycle.rollback(conn, domain, actor=who.actor, reason=body.reason, expected_id=expected)
-    live(request, response, conn, [row])
+@router.post("/config/{domain}/rollback", response_model=GoneLiveOut, response_model_exclude_unset=True,
+             responses=WRITE_ERRORS)
+async def rollback(request: Request, response: Response, domain: DomainPath, body: RollbackIn, who: Operator,
+                   wait_applied: WaitApplied = None) -> dict[str, Any]:
+    """The archived row that was live most recently goes live again (only if it is expected_id, when given).
+
+    With ?wait_applied=SECONDS, the answer then waits for every live client to apply it (see `applied`)."""
+
+    def write(conn: psycopg.Connection[Any]) -> ConfigRow:
+        domain_of(domain)
+        expected = None if body.expected_id is None else lifecycle.resolve(conn, domain, body.expected_id).id
+        return lifecycle.rollback(conn, domain, actor=who.actor, reason=body.reason, expected_id=expected)
+
+    return await _go_live(request, response, write, wait_applied)
+
+
+async def _go_live(request: Request, response: Response, write: Callable[[psycopg.Connection[Any]], ConfigRow],
+                   wait_applied: float | None) -> dict[str, Any]:
+    """`write` on a pooled connection in a worker thread, this process serving the row before the answer; then,
+    if asked, the wait for the fleet, holding no connection between its looks."""
+
+    def go_live() -> tuple[ConfigRow, int]:
+        with server(request).connection() as conn:
+            row = write(conn)
+            live(request, response, conn, [row])
+            made = lifecycle.last_activation(conn, row.domain, row.id) if wait_applied is not None else None
+        return row, made.seq if made is not None else 0
+
+    row, activation = await run_in_threadpool(go_live)
     with_etag(response, row)
-    return row_json(row)
+    answer = row_json(row)
+    if wait_applied is not None:
+        answer["applied"] = await fleet_routes.wait_applied(request, response, row.domain, activation, wait_applied)
+    return answer
 
 
 @router.post("/config/{domain}/rows/{ref}/restore", response_model=RowOut, status_code=201, responses=WRITE_ERRORS)

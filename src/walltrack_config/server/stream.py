@@ -1,0 +1,173 @@
+"""Fan-out of the live settings to Server-Sent Events clients: one listener per process, any number of clients.
+
+The listener's thread hands each reading's changes to `Hub.publish_threadsafe`; in the event loop, `publish`
+encodes each change once and puts the same bytes in every interested client's bounded queue. A client whose
+queue is full has fallen behind: it is sent `resync` and dropped, and nobody else waits for it. Events keep
+the activation sequence as their id, and the hub keeps the last `keep` of them, so a client that reconnects
+with Last-Event-ID gets only what it missed, or a fresh snapshot when that is older than what is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..live.engine import LiveRow, row_json
+from .snapshot import View
+
+log = logging.getLogger("walltrack_config.server")
+
+HEARTBEAT = b": heartbeat\n\n"
+
+
+def event(kind: str, data: object, ident: int | None = None) -> bytes:
+    head = f"id: {ident}\n" if ident is not None else ""
+    return f"{head}event: {kind}\ndata: {json.dumps(data, separators=(',', ':'), ensure_ascii=False)}\n\n".encode()
+
+
+@dataclass(frozen=True)
+class Change:
+    domain: str
+    activation: int
+    body: bytes  # the whole SSE event, encoded once for every client
+
+
+@dataclass(eq=False)
+class Subscriber:
+    domains: frozenset[str]
+    queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(0))
+    last: int = 0  # the highest activation sent: a change at or below it is not news to this client
+    dropped: bool = False
+
+
+class Hub:
+    def __init__(self, queue_size: int = 64, keep: int = 1024, heartbeat: float = 15.0) -> None:
+        self.queue_size, self.heartbeat = queue_size, heartbeat
+        self.view = View()
+        self.connected = True
+        self._recent: deque[Change] = deque(maxlen=keep)
+        # Last-Event-ID at or above this is answered from _recent: what came before this process knew nothing.
+        self._floor: int | None = None
+        self._subscribers: set[Subscriber] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._beat: asyncio.Task[None] | None = None
+
+    # -- from the listener's thread --------------------------------------------------------
+
+    def publish_threadsafe(self, view: View, changes: list[LiveRow]) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.publish, view, changes)
+        else:  # not serving yet: only remember where we stand
+            self.publish(view, changes)
+
+    def status_threadsafe(self, connected: bool, error: str | None) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.status, connected)
+
+    # -- in the event loop -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._beat = asyncio.create_task(self._heartbeats())
+
+    async def stop(self) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
+        for sub in list(self._subscribers):
+            self._end(sub)
+
+    def publish(self, view: View, changes: list[LiveRow]) -> None:
+        if self._floor is None:
+            self._floor = view.activation
+        self.view = view
+        for row in changes:
+            if self._recent and len(self._recent) == self._recent.maxlen:
+                self._floor = self._recent[0].activation  # about to forget it: resuming below needs a snapshot
+            change = Change(row.domain, row.activation, event("change", row_json(row), row.activation))
+            self._recent.append(change)
+            self._fan_out(change)
+
+    def status(self, connected: bool) -> None:
+        """The listener lost the database (the settings served may be stale) or has it back."""
+        self.connected = connected
+        body = event("status", {"connected": connected, "stale": not connected})
+        for sub in list(self._subscribers):
+            self._offer(sub, body)
+
+    def subscribe(self, domains: Iterable[str], last_event_id: str | None) -> Subscriber:
+        """A new client: its queue already holds a snapshot, or what it missed since Last-Event-ID."""
+        sub = Subscriber(frozenset(domains), asyncio.Queue(self.queue_size + 2))
+        resume = _as_int(last_event_id)
+        # An id above what this server has seen (a database restored from a backup, or a client that saw a
+        # change on another server a moment earlier) gets a snapshot: trusting it could hide every change below it.
+        known = resume is not None and self._floor is not None and self._floor <= resume <= self.view.activation
+        if known and resume is not None:
+            sub.last = resume
+            for change in self._recent:
+                if change.activation > resume and change.domain in sub.domains:
+                    sub.queue.put_nowait(change.body)
+                    sub.last = change.activation
+                    if sub.queue.qsize() >= self.queue_size:  # missed more than a queue holds: start over
+                        return self._snapshot_for(sub)
+        else:
+            self._snapshot_for(sub)
+        self._subscribers.add(sub)
+        return sub
+
+    def leave(self, sub: Subscriber) -> None:
+        self._subscribers.discard(sub)
+
+    @property
+    def clients(self) -> int:
+        return len(self._subscribers)
+
+    def _snapshot_for(self, sub: Subscriber) -> Subscriber:
+        while not sub.queue.empty():
+            sub.queue.get_nowait()
+        view = self.view
+        rows = {d: row_json(r) for d, r in sorted(view.rows.items()) if d in sub.domains}
+        sub.last = view.activation
+        sub.queue.put_nowait(event("snapshot", {"activation": view.activation, "stale": not self.connected,
+                                                "domains": rows}, view.activation))
+        self._subscribers.add(sub)
+        return sub
+
+    def _fan_out(self, change: Change) -> None:
+        for sub in list(self._subscribers):
+            if change.domain in sub.domains and change.activation > sub.last:
+                sub.last = change.activation
+                self._offer(sub, change.body)
+
+    def _offer(self, sub: Subscriber, body: bytes) -> None:
+        if sub.dropped:
+            return
+        if sub.queue.qsize() >= self.queue_size:
+            # Fallen behind: tell it to start over (a fresh snapshot on reconnection) and let it go.
+            log.info("dropped a stream client that fell %d events behind", sub.queue.qsize())
+            sub.dropped = True
+            sub.queue.put_nowait(event("resync", {"reason": "this client fell behind; reconnect for a snapshot"}))
+            self._end(sub)
+            return
+        sub.queue.put_nowait(body)
+
+    def _end(self, sub: Subscriber) -> None:
+        self._subscribers.discard(sub)
+        sub.queue.put_nowait(None)  # the queue keeps two places free for this and the resync
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            for sub in list(self._subscribers):
+                if sub.queue.empty():  # a client with events waiting gets them instead
+                    sub.queue.put_nowait(HEARTBEAT)
+
+
+def _as_int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    text = text.strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
