@@ -66,7 +66,9 @@ def bench_app(url: str) -> Any:
 def serve(url: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(bench_app(url), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    from walltrack_config.server.run import Server  # what `walltrack-config serve` runs
+
+    Server(uvicorn.Config(bench_app(url), host="127.0.0.1", port=port, log_level="warning", access_log=False)).run()
 
 
 def wrk(url: str, token: str, seconds: float, connections: int, extra: str = "") -> dict[str, float]:

@@ -3,12 +3,22 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import uvicorn
 
 
+#: Seconds a thread may hold the GIL while another waits for it. A request hops between the event loop, a worker
+#: thread and the listener's thread; at Python's default (5 ms) each hop can wait that long.
+SWITCH_INTERVAL = 0.0005
+
+
 class Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        sys.setswitchinterval(SWITCH_INTERVAL)
+
     async def shutdown(self, sockets: Any = None) -> None:
         app = self.config.app
         state = getattr(getattr(app, "state", None), "server", None)
