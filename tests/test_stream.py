@@ -547,3 +547,36 @@ def test_a_thousand_clients_each_get_a_change_within_seconds(migrated_db):
         print(f"{n} clients: p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {delays[-1] * 1e3:.1f} ms")
         assert len(delays) == n and delays[-1] < 5.0
         assert wait_until(lambda: api.app.state.server.hub.clients == 0, 10)
+
+
+def test_a_stream_ends_when_its_token_is_revoked_and_its_session_role_change_is_rechecked(migrated_db):
+    from walltrack_config import principals
+
+    with serving(migrated_db) as api:
+        api.tokens["doomed"] = api.token("doomed", "reader")
+        doomed, other = Stream(api, "doomed"), Stream(api)
+        with streams(doomed, other):
+            assert doomed.next().kind == other.next().kind == "snapshot"
+            with psycopg.connect(migrated_db, autocommit=True) as conn:
+                principals.revoke_token(conn, "doomed", actor="tests")
+            assert doomed.next().kind == "revoked"
+            assert doomed.next() is END
+            _, seq = activate(migrated_db, max_order_attempts=7)
+            assert other.next().id == str(seq)  # the others stream on
+        with httpx.Client(base_url=f"{api.base}/api/v1", timeout=10) as http:
+            again = http.get("/stream", headers={"Authorization": f"Bearer {api.tokens['doomed']}"})
+            assert again.status_code == 401
+
+
+def test_resuming_while_the_server_has_no_database_says_the_settings_may_be_stale(migrated_db):
+    with serving(migrated_db) as api:
+        first = Stream(api)
+        with streams(first):
+            snapshot = first.next()
+        hub = api.app.state.server.hub
+        hub.status_threadsafe(False, "lost")  # as the listener reports a lost database, from its thread
+        assert wait_until(lambda: not hub.connected, 5)
+        resumed = Stream(api, last_event_id=snapshot.id)
+        with streams(resumed):
+            said = resumed.next()
+            assert (said.kind, said.data) == ("status", {"connected": False, "stale": True})

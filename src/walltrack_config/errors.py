@@ -478,3 +478,12 @@ class NotApplied(ConfigError):
         self.total, self.timeout = total, timeout
         super().__init__(f"{len(missing)} of {total} live clients did not apply {domain} activation {activation} "
                          f"within {timeout:g} s: {'; '.join(missing)} (the change is live all the same)")
+
+
+class ServerBusy(ConfigError):
+    """The server holds as many streams as it is set to: another server, or a moment later, will take it."""
+
+    http_status = 503
+
+    def __init__(self, message: str):
+        super().__init__(message)

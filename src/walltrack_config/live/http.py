@@ -173,6 +173,8 @@ class StreamSource:
         self.synced = time.time()
         data = json.loads(sse.data) if sse.data else {}
         if sse.event == "snapshot":
+            if isinstance(data.get("heartbeat"), int | float) and 0 < data["heartbeat"] <= 3600:
+                self._heartbeat = float(data["heartbeat"])  # the next connection's read timeout follows it
             self._deliver(data.get("domains") or {})
             if data.get("stale"):  # served while the server has no database: no status event will say so
                 self._server_status(False)
@@ -180,6 +182,8 @@ class StreamSource:
             self._deliver({str(data.get("domain")): data})
         elif sse.event == "status":
             self._server_status(bool(data.get("connected")))
+        elif sse.event == "revoked":
+            raise _Broken("the server ended the stream: its credentials changed")  # reconnect: checked again
         elif sse.event == "resync":
             self.last_event_id = None  # start over with a snapshot
             raise _Broken("the server asked for a resync")

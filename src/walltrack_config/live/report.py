@@ -15,7 +15,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from .. import fleet, schema
-from ..errors import ConfigError, DatabaseError
+from ..errors import ConfigError, DatabaseError, InvalidTransition
 
 if TYPE_CHECKING:
     import psycopg
@@ -31,18 +31,28 @@ class DatabaseReports:
         self._usable: bool | None = None  # unknown until the database's schema was looked at
 
     def __call__(self, conn: psycopg.Connection[Any]) -> None:
+        import psycopg
+
         if self._usable is None:
-            self._usable = schema.version(conn) >= schema.FLEET
+            try:
+                self._usable = schema.version(conn) >= schema.FLEET
+            except psycopg.Error as exc:
+                if isinstance(exc, psycopg.OperationalError):
+                    raise  # the connection is gone: the listener reconnects
+                self._usable = False
+                log.warning("could not tell whether the database has a fleet (%s); not reporting", exc)
             if not self._usable:
                 log.info("the database has no fleet table (before V13): this client does not report itself")
         if not self._usable or not self.reporter.due():
             return
-        import psycopg
-
         try:
             self.reporter.report(conn)
         except (DatabaseError, psycopg.OperationalError):
             raise  # the connection is gone: the listener reconnects, and the report is due again then
+        except InvalidTransition as exc:
+            # The fleet is full (it empties as old clients expire) or the id is another's: not now, next heartbeat.
+            self.reporter.sent()
+            log.warning("the fleet did not take this client's report (%s); trying again later", exc)
         except (ConfigError, psycopg.Error) as exc:
             # Refused, or the fleet's function is gone (U13 under a running bot): settings matter, reports do not.
             self._usable = False

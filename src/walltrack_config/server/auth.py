@@ -70,7 +70,7 @@ class Authenticator:
 
     def forget(self, payload: str | None = None) -> None:
         """Drop what a NOTIFY walltrack_principals payload ({"kind", "id"}) names; everything for None or junk."""
-        target = _target(payload)
+        target = principal_target(payload)
         with self._lock:
             self._generation += 1
             if target is None:
@@ -167,7 +167,7 @@ def _key(bearer: str) -> str:
     return hashlib.sha256(bearer.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _target(payload: str | None) -> tuple[str, UUID] | None:
+def principal_target(payload: str | None) -> tuple[str, UUID] | None:
     """(kind, id) from a NOTIFY payload; None when it names nothing we can match (then forget everything)."""
     if payload is None or len(payload) > 200:
         return None

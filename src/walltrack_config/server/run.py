@@ -8,7 +8,6 @@ from typing import Any
 
 import uvicorn
 
-
 #: Seconds a thread may hold the GIL while another waits for it. A request hops between the event loop, a worker
 #: thread and the listener's thread; at Python's default (5 ms) each hop can wait that long.
 SWITCH_INTERVAL = 0.0005

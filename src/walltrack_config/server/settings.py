@@ -35,3 +35,5 @@ class ServerSettings:
     stream_keep: int = 1024
     #: seconds between the comment lines that keep an idle stream open
     heartbeat: float = 15.0
+    #: stream clients one process holds at most (more answer 503: another server, or later)
+    stream_most: int = 20_000

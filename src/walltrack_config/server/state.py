@@ -15,7 +15,7 @@ from .. import db, schema
 from ..domains import DOMAINS
 from ..errors import DatabaseUnavailable
 from ..live.engine import Listener, Reading
-from .auth import Authenticator
+from .auth import Authenticator, principal_target
 from .settings import ServerSettings
 from .snapshot import Snapshot
 from .stream import Hub
@@ -46,11 +46,16 @@ class ServerState:
             kwargs={"autocommit": True, "application_name": APPLICATION, "connect_timeout": db.CONNECT_TIMEOUT},
             configure=configure, check=ConnectionPool.check_connection, name="walltrack-server")
         self.snapshot = Snapshot()
-        self.hub = Hub(settings.stream_queue, settings.stream_keep, settings.heartbeat)
+        self.hub = Hub(settings.stream_queue, settings.stream_keep, settings.heartbeat, settings.stream_most)
         self.auth = Authenticator(self.connection, settings)
         self.listener = Listener(settings.url, DOMAINS, self._receive, on_connection=self.hub.status_threadsafe,
                                  application_name="walltrack-server-live",
-                                 channels={PRINCIPALS_CHANNEL: self.auth.forget})
+                                 channels={PRINCIPALS_CHANNEL: self._principals_changed})
+
+    def _principals_changed(self, payload: str | None) -> None:
+        """A user or token changed (the listener's thread): forget what was remembered, end what it streams."""
+        self.auth.forget(payload)
+        self.hub.revoke_threadsafe(principal_target(payload))
 
     def _receive(self, reading: Reading) -> None:
         """The listener's readings (its thread): into the snapshot, then out to the stream's clients."""

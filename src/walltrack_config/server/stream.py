@@ -15,8 +15,12 @@ import logging
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID
 
+from ..errors import ServerBusy
 from ..live.engine import LiveRow, row_json
+from ..principals import Principal
 from .snapshot import View
 
 log = logging.getLogger("walltrack_config.server")
@@ -39,14 +43,16 @@ class Change:
 @dataclass(eq=False)
 class Subscriber:
     domains: frozenset[str]
+    who: Principal | None = None  # checked at connect; dropped when revoked, disabled or expired
     queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(0))
     last: int = 0  # the highest activation sent: a change at or below it is not news to this client
     dropped: bool = False
 
 
 class Hub:
-    def __init__(self, queue_size: int = 64, keep: int = 1024, heartbeat: float = 15.0) -> None:
-        self.queue_size, self.heartbeat = queue_size, heartbeat
+    def __init__(self, queue_size: int = 64, keep: int = 1024, heartbeat: float = 15.0,
+                 most: int = 20_000) -> None:
+        self.queue_size, self.heartbeat, self.most = queue_size, heartbeat, most
         self.view = View()
         self.connected = True
         self._recent: deque[Change] = deque(maxlen=keep)
@@ -63,6 +69,11 @@ class Hub:
             self._loop.call_soon_threadsafe(self.publish, view, changes)
         else:  # not serving yet: only remember where we stand
             self.publish(view, changes)
+
+    def revoke_threadsafe(self, target: tuple[str, UUID] | None) -> None:
+        """A token or user changed (NOTIFY walltrack_principals): its open streams end; they may reconnect."""
+        if target is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.revoke, *target)
 
     def status_threadsafe(self, connected: bool, error: str | None) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -91,6 +102,16 @@ class Hub:
             self._recent.append(change)
             self._fan_out(change)
 
+    def revoke(self, kind: str, ident: UUID) -> None:
+        """End the streams of a token (or session) that changed, or of every session of a user that did: the
+        client reconnects, and is checked again (a role changed: the new one; revoked or disabled: refused)."""
+        body = event("revoked", {"reason": "the credentials of this stream changed; reconnect"})
+        for sub in list(self._subscribers):
+            who = sub.who
+            if who is not None and (who.token_id == ident or (kind == "user" and who.kind == "user"
+                                                                and who.id == ident)):
+                self._last_word(sub, body)
+
     def status(self, connected: bool) -> None:
         """The listener lost the database (the settings served may be stale) or has it back."""
         self.connected = connected
@@ -98,9 +119,11 @@ class Hub:
         for sub in list(self._subscribers):
             self._offer(sub, body)
 
-    def subscribe(self, domains: Iterable[str], last_event_id: str | None) -> Subscriber:
+    def subscribe(self, domains: Iterable[str], last_event_id: str | None, who: Principal | None = None) -> Subscriber:
         """A new client: its queue already holds a snapshot, or what it missed since Last-Event-ID."""
-        sub = Subscriber(frozenset(domains), asyncio.Queue(self.queue_size + 2))
+        if len(self._subscribers) >= self.most:
+            raise ServerBusy(f"this server holds {self.most:,} streams already; try another, or later")
+        sub = Subscriber(frozenset(domains), who, asyncio.Queue(self.queue_size + 2))
         resume = _as_int(last_event_id)
         # An id above what this server has seen (a database restored from a backup, or a client that saw a
         # change on another server a moment earlier) gets a snapshot: trusting it could hide every change below it.
@@ -115,6 +138,8 @@ class Hub:
                         return self._snapshot_for(sub)
         else:
             self._snapshot_for(sub)
+        if not self.connected:  # resumed while this server has no database: say so, as a snapshot would
+            sub.queue.put_nowait(event("status", {"connected": False, "stale": True}))
         self._subscribers.add(sub)
         return sub
 
@@ -132,7 +157,7 @@ class Hub:
         rows = {d: row_json(r) for d, r in sorted(view.rows.items()) if d in sub.domains}
         sub.last = view.activation
         sub.queue.put_nowait(event("snapshot", {"activation": view.activation, "stale": not self.connected,
-                                                "domains": rows}, view.activation))
+                                                "heartbeat": self.heartbeat, "domains": rows}, view.activation))
         self._subscribers.add(sub)
         return sub
 
@@ -148,21 +173,33 @@ class Hub:
         if sub.queue.qsize() >= self.queue_size:
             # Fallen behind: tell it to start over (a fresh snapshot on reconnection) and let it go.
             log.info("dropped a stream client that fell %d events behind", sub.queue.qsize())
-            sub.dropped = True
-            sub.queue.put_nowait(event("resync", {"reason": "this client fell behind; reconnect for a snapshot"}))
-            self._end(sub)
+            self._last_word(sub, event("resync", {"reason": "this client fell behind; reconnect for a snapshot"}))
             return
         sub.queue.put_nowait(body)
 
+    def _last_word(self, sub: Subscriber, body: bytes) -> None:
+        """Tell a client why its stream ends, and end it (the queue keeps two places free for this)."""
+        if sub.dropped:
+            return
+        sub.dropped = True
+        if sub.queue.qsize() <= self.queue_size:
+            sub.queue.put_nowait(body)
+        self._end(sub)
+
     def _end(self, sub: Subscriber) -> None:
         self._subscribers.discard(sub)
-        sub.queue.put_nowait(None)  # the queue keeps two places free for this and the resync
+        if not sub.queue.full():  # the queue keeps two places free for this and a last word
+            sub.queue.put_nowait(None)
 
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat)
+            now = datetime.now(UTC)
+            expired = event("revoked", {"reason": "the session of this stream expired; sign in again"})
             for sub in list(self._subscribers):
-                if sub.queue.empty():  # a client with events waiting gets them instead
+                if sub.who is not None and sub.who.expires_at is not None and sub.who.expires_at <= now:
+                    self._last_word(sub, expired)
+                elif sub.queue.empty():  # a client with events waiting gets them instead
                     sub.queue.put_nowait(HEARTBEAT)
 
 

@@ -73,4 +73,4 @@ async def stream(request: Request, who: Reader,
     """Live settings as Server-Sent Events (see the description)."""
     chosen = DOMAINS if not domains else tuple(domain_of(d.strip()) for d in domains.split(",") if d.strip())
     hub = server(request).hub
-    return EventStream(hub, hub.subscribe(chosen, last_event_id))
+    return EventStream(hub, hub.subscribe(chosen, last_event_id, who))
