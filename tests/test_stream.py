@@ -28,7 +28,7 @@ import httpx
 import psycopg
 import pytest
 
-from conftest import start_server, stop_server
+from conftest import activate, start_server, stop_server
 from server_support import Api, serving
 from walltrack_config import lifecycle as lc
 from walltrack_config.domains import DOMAINS
@@ -135,19 +135,6 @@ def streams(*made: Stream) -> Iterator[None]:
 
 
 # -- changes on the database, as any client of the lifecycle API makes them --------------------------------------
-
-
-def activate(
-    url: str, domain: str = "risk", *, actor: str = "alice", reason: str | None = "tighter", **values: Any
-) -> tuple[lc.ConfigRow, int]:
-    """Draft, edit and activate on a connection of its own: the new live row and its activation sequence."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        draft = lc.clone(conn, domain, actor=actor)
-        draft = lc.edit(conn, domain, draft.id, draft.version, values, actor=actor)
-        row = lc.activate(conn, domain, draft.id, expected_version=draft.version, actor=actor, reason=reason)
-        seq = lc.last_activation(conn, domain, row.id)
-    assert seq is not None
-    return row, seq.seq
 
 
 def rollback(

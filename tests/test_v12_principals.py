@@ -4,15 +4,13 @@ else runs it; nobody but the owner has any privilege in walltrack_auth, whatever
 
 from __future__ import annotations
 
-import subprocess
-
 import psycopg
 import pytest
 from psycopg import sql
 
 import test_v11_security as security
-from conftest import catalog
-from test_v11_security import as_role, config_rows, psql
+from conftest import catalog, psql_file
+from test_v11_security import as_role, config_rows
 from walltrack_config import principals, schema
 from walltrack_config.migrate import plan as migrations
 
@@ -48,19 +46,10 @@ def test_u12_returns_the_database_to_v11_exactly_and_keeps_its_rows(db_at):
 
 
 def test_v12_and_u12_run_as_is_with_psql(db_at):
-    binary = psql()
-    if binary is None:
-        pytest.skip("psql is not installed")
     url = db_at(11)
     before = catalog(url)
     for script in (V12.apply, V12.undo, V12.apply, V12.undo):
-        done = subprocess.run(
-            [binary, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(script.path), "-d", url],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
+        psql_file(url, script.path)
     assert catalog(url) == before
 
 

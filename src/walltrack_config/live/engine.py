@@ -106,6 +106,16 @@ IdleHook = Callable[["psycopg.Connection[Any]"], object]
 ChannelHandler = Callable[[str | None], object]
 
 
+def tell(callback: ConnectionReport | None, connected: bool, error: str | None) -> None:
+    """A source's connection news to its callback; a callback that raises is logged, never the source's end."""
+    if callback is None:
+        return
+    try:
+        callback(connected, error)
+    except Exception:
+        log.exception("a connection callback failed")
+
+
 def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
@@ -255,12 +265,7 @@ class Listener:
                 log.exception("the handler of channel %s failed", name)
 
     def _report(self, connected: bool, error: str | None) -> None:
-        if self._on_connection is None:
-            return
-        try:
-            self._on_connection(connected, error)
-        except Exception:
-            log.exception("a connection callback failed")
+        tell(self._on_connection, connected, error)
 
     def _read(self, conn: psycopg.Connection[Any], domains: Iterable[str]) -> None:
         """Each domain's active row and its last activation, handed to the sink in one reading."""

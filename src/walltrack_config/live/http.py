@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import AuthenticationFailed, DatabaseUnavailable, UsageError
-from .engine import ConnectionReport, Reading, Refused, Sink, one_line, row_from_json
+from .engine import ConnectionReport, Reading, Refused, Sink, one_line, row_from_json, tell
 
 if TYPE_CHECKING:
     import httpx
@@ -213,12 +213,7 @@ class StreamSource:
         self.synced = time.time()
 
     def _report(self, connected: bool, error: str | None) -> None:
-        if self._on_connection is None:
-            return
-        try:
-            self._on_connection(connected, error)
-        except Exception:
-            log.exception("a connection callback failed")
+        tell(self._on_connection, connected, error)
 
     def _cut(self) -> None:
         """Wake a read blocked on the socket (from another thread): shut the socket down under it."""
