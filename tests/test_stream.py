@@ -402,6 +402,29 @@ def test_a_client_that_does_not_read_is_dropped_and_delays_nobody(migrated_db):
             assert b"reconnect" in received[resync:]
 
 
+def test_a_client_that_never_reads_is_let_go_once_a_write_waits_too_long(migrated_db, monkeypatch):
+    from walltrack_config.server import stream as hub_module
+
+    monkeypatch.setattr(hub_module, "SEND_TIMEOUT", 0.5)
+    with serving(migrated_db, heartbeat=0.2) as api:
+        hub = api.app.state.server.hub
+        stuck = raw_stream(api, rcvbuf=1024)
+        with stuck:
+            assert wait_until(lambda: hub.clients == 1, 5)
+            activate(migrated_db, "trading", base_position_pct=3)
+            with psycopg.connect(migrated_db, autocommit=True) as conn:
+                for i in range(30):  # large events, until its writer waits on full buffers
+                    rollback(migrated_db, "trading", conn=conn, reason=f"{i:06d}" + "x" * 100_000)
+                    if any(sub.writing for sub in hub._subscribers):
+                        break
+            assert wait_until(lambda: hub.clients == 0, 5)  # let go: it counts no more...
+            stuck.settimeout(10)
+            received = b""
+            while chunk := stuck.recv(1 << 20):  # ...and its connection is closed, the response unfinished
+                received += chunk
+            assert received.startswith(b"HTTP/1.1 200") and not received.endswith(b"0\r\n\r\n")
+
+
 # -- the server's database going away ------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from . import problems
 from .middleware import BodyLimit, SecurityHeaders
 from .routes import config, docs, drafts, exchange, fleet, health, principals, stream
 from .settings import ServerSettings
+from .sse import StreamFirst
 from .state import ServerState
 
 PREFIX = "/api/v1"
@@ -45,4 +46,5 @@ def create_app(settings: ServerSettings) -> FastAPI:
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.body_limit)
     app.add_middleware(SecurityHeaders, tls=settings.tls)  # outermost: every answer gets them, a 413 too
+    app.add_middleware(StreamFirst, state=state)  # the event stream, ahead of the rest (sse.py)
     return app

@@ -30,7 +30,11 @@ def client_address(request: Request) -> str:
 
 
 def bearer(request: Request) -> str:
-    header = request.headers.get("authorization")
+    return bearer_token(request.headers.get("authorization"))
+
+
+def bearer_token(header: str | None) -> str:
+    """The token an Authorization header carries; AuthenticationFailed if there is none."""
     if not header:
         raise AuthenticationFailed("no credentials: send Authorization: Bearer <token>")
     scheme, _, token = header.strip().partition(" ")
@@ -42,12 +46,14 @@ def bearer(request: Request) -> str:
 
 async def caller(request: Request) -> Principal:
     """The principal the request's token belongs to: from memory when known, else checked in a worker thread."""
-    token = bearer(request)
-    state = server(request)
+    return await authenticate(server(request), bearer(request), client_address(request))
+
+
+async def authenticate(state: ServerState, token: str, address: str) -> Principal:
     known = state.auth.known(token)
     if known is not None:
         return known
-    return await run_in_threadpool(state.auth.check, token, client_address(request))
+    return await run_in_threadpool(state.auth.check, token, address)
 
 
 Caller = Annotated[Principal, Depends(caller)]
@@ -57,11 +63,15 @@ def need(role: Role, action: str) -> Callable[[Principal], Coroutine[Any, Any, P
     """A dependency: the caller, if their role allows `action` (which needs `role`); Forbidden otherwise."""
 
     async def allowed(who: Caller) -> Principal:
-        if not who.allows(role):
-            raise Forbidden(who.actor, str(who.role), role.value, action)
-        return who
+        return require(who, role, action)
 
     return allowed
+
+
+def require(who: Principal, role: Role, action: str) -> Principal:
+    if not who.allows(role):
+        raise Forbidden(who.actor, str(who.role), role.value, action)
+    return who
 
 
 Reader = Annotated[Principal, Depends(need(Role.READER, "reading settings"))]
