@@ -47,14 +47,17 @@ def free_socket(port: int = 0) -> socket.socket:
 
 
 @contextmanager
-def serving(db_url: str, *, roles: bool = True, port: int = 0, **settings: Any) -> Iterator[Api]:
+def serving(db_url: str, *, roles: bool = True, port: int = 0, forwarded: str | None = None,
+            **settings: Any) -> Iterator[Api]:
     """The app on a socket of its own until the block ends; with a token per role (`reader`, `editor`, …).
 
     `port`: 0 for any free one; a given one to start a server again where its clients expect it.
+    `forwarded`: the proxies trusted for X-Forwarded-For/-Proto (serve's --forwarded-allow-ips).
     """
     app = create_app(ServerSettings(url=db_url, **settings))
     sock = free_socket(port)
-    server = Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5))
+    server = Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5,
+                                   proxy_headers=forwarded is not None, forwarded_allow_ips=forwarded))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -576,3 +576,20 @@ def test_a_token_never_changes_but_for_its_last_use_and_revocation(conn, alice):
     p.revoke_token(conn, "ci", actor="alice")
     sql_refused(conn, "UPDATE walltrack_auth.api_tokens SET revoked_at = NULL, revoked_by = NULL", "stays revoked")
     sql_refused(conn, "UPDATE walltrack_auth.users SET created_by = 'mallory'", "never change")
+
+
+def test_a_session_unused_for_longer_than_idle_has_ended_and_an_api_token_never_idles(conn, alice):
+    idle = timedelta(minutes=30)
+    session, bearer = p.login(conn, "alice", PASSWORD)
+    _, api_token = p.create_token(conn, "ci", "reader", actor="alice")
+    assert p.authenticate(conn, bearer, idle=idle) == session  # created just now: fresh
+    with conn.transaction():
+        conn.execute("UPDATE walltrack_auth.api_tokens SET last_used_at = now() - interval '29 minutes'")
+    assert p.authenticate(conn, bearer, idle=idle) == session
+    with conn.transaction():
+        conn.execute("UPDATE walltrack_auth.api_tokens SET last_used_at = now() - interval '31 minutes'")
+    assert refused(conn, AuthenticationFailed, lambda: p.authenticate(conn, bearer, idle=idle)) == "invalid token"
+    assert p.authenticate(conn, bearer) == session  # no idle limit asked for: only its expiry counts
+    assert p.authenticate(conn, api_token, idle=idle).name == "ci"
+    p.touch(conn, session.token_id)
+    assert p.authenticate(conn, bearer, idle=idle) == session  # used again: fresh again

@@ -270,3 +270,62 @@ def test_it_serves_https_with_strict_transport_security(migrated_db, tmp_path):
     finally:
         code, err = stop(process)
     assert code == 0, err
+
+
+def test_a_first_run_prints_a_one_time_setup_link_for_the_first_admin(migrated_db, tmp_path):
+    import re
+
+    process = subprocess.Popen(
+        [str(CLI), "--database-url", migrated_db, "serve", "--port", "0", "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path))
+    lines: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append(line)
+            if "/setup?code=" in line:
+                found.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert found.wait(30), "".join(lines)
+        banner = next(line for line in lines if line.startswith("serving walltrack-config on"))
+        link = re.search(r"(http://127\.0\.0\.1:(\d+)/setup\?code=[\w-]+)", "".join(lines))
+        assert link, lines
+        assert f":{link[2]} " in banner  # --port 0: the banner and the link name the port really bound
+        with httpx.Client(follow_redirects=False, timeout=30) as browser:
+            page = browser.get(link[1])
+            assert page.status_code == 200 and "first admin" in page.text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            code = link[1].split("code=")[1]
+            done = browser.post(f"http://127.0.0.1:{link[2]}/setup", data={
+                "csrf": csrf[1] if csrf else "", "code": code, "name": "root-admin",
+                "password": "a long passphrase", "again": "a long passphrase"})
+            assert done.status_code == 303 and done.headers["location"] == "/"
+            assert "httponly" in done.headers["set-cookie"].lower()
+            assert browser.get(f"http://127.0.0.1:{link[2]}/").status_code == 200  # signed in
+            again = httpx.get(link[1])
+            assert again.status_code == 403 and "used already" in again.text
+        with psycopg.connect(migrated_db) as conn:
+            assert [(u.name, u.role) for u in principals.users(conn)] == [("root-admin", "admin")]
+    finally:
+        code, _ = stop(process)
+    assert code == 0
+    assert not any("Traceback" in line for line in lines)
+
+
+def test_no_setup_link_once_a_user_exists(migrated_db, tmp_path):
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        principals.add_user(conn, "alice", "admin", "a long passphrase", actor="tests")
+    port = free_port()
+    process = start(migrated_db, tmp_path, port)
+    try:
+        wait_ready(process, f"http://127.0.0.1:{port}")
+        refused = httpx.get(f"http://127.0.0.1:{port}/setup?code=anything")
+        assert refused.status_code == 403
+    finally:
+        code, err = stop(process)
+    assert code == 0 and "setup?code=" not in err

@@ -239,17 +239,20 @@ _AUTHENTICATE = """
     SELECT t.id, t.kind, t.secret_hash, t.expires_at, coalesce(t.role, u.role), coalesce(t.name, u.name), u.id
     FROM walltrack_auth.api_tokens AS t LEFT JOIN walltrack_auth.users AS u ON u.id = t.user_id
     WHERE t.public_id = %s AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
-      AND (t.kind = 'api' OR NOT u.disabled)"""
+      AND (t.kind = 'api' OR (NOT u.disabled
+           AND (%s::interval IS NULL OR coalesce(t.last_used_at, t.created_at) > now() - %s::interval)))"""
 
 
-def authenticate(conn: psycopg.Connection, bearer: str) -> Principal:
-    """The principal a bearer token stands for; AuthenticationFailed, saying no more, for anything else."""
+def authenticate(conn: psycopg.Connection, bearer: str, *, idle: timedelta | None = None) -> Principal:
+    """The principal a bearer token stands for; AuthenticationFailed, saying no more, for anything else.
+
+    With `idle`, a session not used for that long has ended (its last use is what `touch` recorded)."""
     parsed = parse_token(bearer)
     if parsed is None:
         raise AuthenticationFailed("invalid token")
     public_id, secret = parsed
     with translated("token"):
-        row = conn.execute(_AUTHENTICATE, [public_id]).fetchone()
+        row = conn.execute(_AUTHENTICATE, [public_id, idle, idle]).fetchone()
     matches = hmac.compare_digest(digest(secret), row[2] if row else _NO_MATCH)
     if row is None or not matches:
         raise AuthenticationFailed("invalid token")
@@ -445,6 +448,33 @@ def add_user(conn: psycopg.Connection, name: str, role: Role | str, password: st
             "INSERT INTO walltrack_auth.users (name, role, password_hash) VALUES (%s, %s, %s) RETURNING {columns}"
         )
         return _rows(conn, User, insert, [name, chosen.value, hashed])[0]
+
+
+def add_first_admin(conn: psycopg.Connection, name: str, password: str) -> User:
+    """The first user, an admin, chosen on the setup page; AlreadyExists once any user exists.
+
+    The users table is locked for the check and the insert, so two setups racing (two servers, two tabs)
+    make one admin between them."""
+    problems = name_problems(name)
+    _refuse(problems + password_problems(password), "user")
+    hashed = hash_password(password)
+    with translated("user", name), conn.transaction():
+        _act(conn, name)
+        conn.execute("LOCK TABLE walltrack_auth.users IN SHARE ROW EXCLUSIVE MODE")
+        if conn.execute("SELECT EXISTS (SELECT FROM walltrack_auth.users)").fetchone() != (False,):
+            raise InvalidTransition("walltrack_auth.users", "setup is over: a user exists already",
+                                    "sign in with that user, or ask an admin for one")
+        insert = _user_query(
+            "INSERT INTO walltrack_auth.users (name, role, password_hash) VALUES (%s, 'admin', %s) RETURNING {columns}"
+        )
+        return _rows(conn, User, insert, [name, hashed])[0]
+
+
+def any_user(conn: psycopg.Connection) -> bool:
+    """Whether any user exists (enabled or not): no user means the console offers its setup link."""
+    with translated("user"):
+        row = conn.execute("SELECT EXISTS (SELECT FROM walltrack_auth.users)").fetchone()
+    return bool(row and row[0])
 
 
 def _update_user(

@@ -65,20 +65,23 @@ def serve(
         schema.require(conn, schema.FLEET)
         if not is_loopback(host) and not principals.any_principal(conn):
             raise UnsafeBind(host)
-    _run(url, host, port, ssl_certfile, ssl_keyfile, forwarded_allow_ips, log_level)
+        first_run = not principals.any_user(conn)
+    _run(url, host, port, ssl_certfile, ssl_keyfile, forwarded_allow_ips, log_level, first_run)
 
 
 def _run(url: str, host: str, port: int, certfile: Path | None, keyfile: Path | None, forwarded: str | None,
-         log_level: str) -> None:
+         log_level: str, first_run: bool) -> None:
     import uvicorn
 
     from ..server.app import create_app
+    from ..server.console.setup import SETUP_MINUTES, new_code
     from ..server.run import Server
     from ..server.settings import ServerSettings
     from . import render
 
     tls = certfile is not None
-    application = create_app(ServerSettings(url=url, tls=tls))
+    code = new_code() if first_run else None
+    application = create_app(ServerSettings(url=url, tls=tls, setup_code=code))
     config = uvicorn.Config(
         application, host=host, port=port, log_level=log_level.lower(), server_header=False,
         ssl_certfile=str(certfile) if certfile else None, ssl_keyfile=str(keyfile) if keyfile else None,
@@ -87,15 +90,26 @@ def _run(url: str, host: str, port: int, certfile: Path | None, keyfile: Path | 
         proxy_headers=forwarded is not None, forwarded_allow_ips=forwarded,
         timeout_graceful_shutdown=10,
     )
+    # Bound here, so that the banner and the setup link name the real port (--port 0 too).
+    sock = config.bind_socket()
+    port = sock.getsockname()[1]
     scheme = "https" if tls else "http"
     shown = f"[{host}]" if ":" in host else host
-    render.lines(f"serving walltrack-config on {scheme}://{shown}:{port} (API /api/v1, docs /api/docs); "
-                 "Ctrl-C stops it", stderr=True)
+
+    def started() -> None:
+        render.lines(f"serving walltrack-config on {scheme}://{shown}:{port} (console /, API /api/v1, docs "
+                     "/api/docs); Ctrl-C stops it", stderr=True)
+        if code is not None:
+            # The setup page answers loopback addresses only: the link names one, whatever address is served.
+            local = "[::1]" if ":" in host else "127.0.0.1"
+            render.lines(f"first run: no user yet. Open {scheme}://{local}:{port}/setup?code={code} within "
+                         f"{SETUP_MINUTES} minutes (once) to choose the first admin", stderr=True)
+
     # uvicorn raises the signal that stopped it again once it has shut down gracefully; under the default
     # handler that SIGTERM would then kill the process (status -15) after a clean stop. Asked for and done: 0.
     previous = signal.signal(signal.SIGTERM, _stopped)
     try:
-        Server(config).run()
+        Server(config, on_started=started).run(sockets=[sock])
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from .. import __version__
-from . import problems
+from . import console, problems
 from .middleware import BodyLimit, SecurityHeaders
 from .routes import config, docs, drafts, exchange, fleet, health, principals, stream
 from .settings import ServerSettings
@@ -43,6 +43,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(health.router, prefix=PREFIX)
     app.include_router(health.router, include_in_schema=False)  # where probes usually look, too
     app.include_router(docs.router)
+    console.install(app)  # the operator's pages at /
     problems.install(app)
     app.add_middleware(BodyLimit, limit=settings.body_limit)
     app.add_middleware(SecurityHeaders, tls=settings.tls)  # outermost: every answer gets them, a 413 too

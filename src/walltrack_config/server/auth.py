@@ -64,6 +64,7 @@ class Authenticator:
         self.by_address = FailureLimiter(settings.failures_per_address, settings.failure_window)
         self.by_name = FailureLimiter(settings.failures_per_name, settings.failure_window)
         self._toucher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="walltrack-touch")
+        self._idle = settings.session_idle
 
     def close(self) -> None:
         self._toucher.shutdown(wait=True, cancel_futures=True)
@@ -97,7 +98,7 @@ class Authenticator:
             if principals.parse_token(bearer) is None:
                 raise AuthenticationFailed("invalid token")
             with self._connection() as conn:
-                principal = principals.authenticate(conn, bearer)
+                principal = principals.authenticate(conn, bearer, idle=self._idle)
         except AuthenticationFailed:
             self.by_address.fail(key)
             raise
@@ -115,6 +116,8 @@ class Authenticator:
                 if len(self._known) >= MAX_CACHED:
                     self._known.clear()
                 self._known[_key(bearer)] = _Known(principal, now, now)
+        # Checked afresh (at most once a REMEMBER): a use to record, which keeps an active session from idling out.
+        self._toucher.submit(self._touch, principal.token_id)
         return principal
 
     def login(self, name: str, password: str, address: str, ttl: timedelta) -> tuple[principals.Principal, str]:

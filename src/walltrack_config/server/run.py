@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -14,9 +15,15 @@ SWITCH_INTERVAL = 0.0005
 
 
 class Server(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None] | None = None) -> None:
         super().__init__(config)
+        self.on_started = on_started
         sys.setswitchinterval(SWITCH_INTERVAL)
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started and self.on_started is not None:  # accepting connections: a link printed now works
+            self.on_started()
 
     async def shutdown(self, sockets: Any = None) -> None:
         app = self.config.app

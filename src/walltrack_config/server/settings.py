@@ -27,6 +27,10 @@ class ServerSettings:
     failure_window: float = 60.0
     #: how long a session from POST /login lasts
     session_ttl: timedelta = timedelta(hours=12)
+    #: a session not used for this long ends (a console left open and untouched signs out)
+    session_idle: timedelta = timedelta(minutes=30)
+    #: the first-run link's code (printed by serve when no user exists yet); None: no link
+    setup_code: str | None = None
     #: how long a write waits for this server's memory to show the row it made live (read your writes)
     live_wait: float = 2.0
     #: events a stream client may have waiting before it counts as fallen behind (told to resync, dropped)

@@ -16,6 +16,7 @@ from ..domains import DOMAINS
 from ..errors import DatabaseUnavailable
 from ..live.engine import Listener, Reading
 from .auth import Authenticator, principal_target
+from .console.setup import SetupLink
 from .settings import ServerSettings
 from .snapshot import Snapshot
 from .stream import Hub
@@ -48,6 +49,7 @@ class ServerState:
         self.snapshot = Snapshot()
         self.hub = Hub(settings.stream_queue, settings.stream_keep, settings.heartbeat, settings.stream_most)
         self.auth = Authenticator(self.connection, settings)
+        self.setup = SetupLink(settings.setup_code)
         self.listener = Listener(settings.url, DOMAINS, self._receive, on_connection=self.hub.status_threadsafe,
                                  application_name="walltrack-server-live",
                                  channels={PRINCIPALS_CHANNEL: self._principals_changed})
