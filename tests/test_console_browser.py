@@ -8,6 +8,8 @@ test's tmp_path); `WALLTRACK_SCREENSHOTS=docs/screenshots` regenerates the READM
 from __future__ import annotations
 
 import re
+import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +27,7 @@ from browser_support import (  # noqa: F401 (the fixtures: pytest finds them her
 )
 from conftest import run_cli
 from console_support import PASSWORD
-from walltrack_config import audit, fleet, lifecycle, principals
+from walltrack_config import audit, changes, fleet, lifecycle, principals, schedules, webhooks
 from walltrack_config.domains import DOMAINS
 
 DRAFT_URL = re.compile(r"/domains/([a-z]+)/drafts/([0-9a-f-]{36})(\?.*)?$")  # JavaScript's syntax too
@@ -569,3 +571,164 @@ def test_pages_answer_fast(console: Console) -> None:
         timing = page.evaluate("""() => { const n = performance.getEntriesByType('navigation')[0];
                                           return n.responseEnd - n.requestStart; }""")
         assert timing < 1000, f"{path} took {timing:.0f} ms"
+
+
+# -- approvals, schedules, webhooks (issue 13) -----------------------------------------------------------------------
+
+
+def utc_input(moment: datetime) -> str:
+    """A datetime-local input's value for a UTC time (Chromium drops ":00" seconds, which fill() would refuse)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S" if moment.second else "%Y-%m-%dT%H:%M")
+
+
+def test_an_editor_requests_approval_another_operator_approves_and_it_goes_live(console: Console) -> None:
+    with db(console) as conn:
+        changes.set_policy(conn, "risk", 1, actor="tests")
+    eddie = console.signed_in("editor", "eddie")
+    draft = new_draft_from_domain_page(eddie, "risk")
+    eddie.locator("#field-max_order_attempts").fill("5")
+    save(eddie)
+    expect(eddie.locator("p.notice")).to_contain_text("Saved: version 2")
+    expect(eddie.locator("#approval")).to_contain_text("risk needs 1 approval")
+    eddie.get_by_label("Why should v2 go live?").fill("five tries for the slow venue")
+    eddie.get_by_role("button", name="Request approval").click()
+    expect(eddie).to_have_url(re.compile(r"/requests/[0-9a-f-]{36}\?done=requested$"))
+    request_url = eddie.url.split("?")[0]
+    expect(eddie.locator("p.notice")).to_contain_text("Approval requested")
+    expect(eddie.locator("main")).to_contain_text("You asked for this")
+    expect(eddie.get_by_role("button", name="Approve")).to_have_count(0)
+    eddie.goto(draft)  # the editor now says how far the request got, and offers no second one
+    expect(eddie.locator("#approval")).to_contain_text("1 more approval needed")
+    expect(eddie.get_by_role("button", name="Request approval")).to_have_count(0)
+
+    olga = console.signed_in("operator", "olga")
+    olga.get_by_role("navigation", name="Main").get_by_role("link", name="Requests").click()
+    expect(olga).to_have_url(re.compile(r"/requests$"))
+    card = olga.locator("article.request").filter(has_text="five tries for the slow venue")
+    expect(card.locator("tr[data-field=max_order_attempts] td.old")).to_have_text("3")
+    expect(card.locator("tr[data-field=max_order_attempts] td.new")).to_have_text("5")
+    expect(card.locator(".requester")).to_have_text("eddie")
+    expect(card).to_contain_text("0 of 1 approval")
+    console.shot(olga, "requests")
+    card.get_by_label("Comment").fill("fine by me")
+    card.get_by_role("button", name="Approve").click()
+    expect(olga).to_have_url(re.compile(r"/requests/[0-9a-f-]{36}\?done=approved$"))
+    expect(olga.locator("main")).to_contain_text("1 of 1 approval: enough to go live")
+    expect(olga.locator("ul.decisions")).to_contain_text("fine by me")
+    console.shot(olga, "request-approved")
+
+    olga.get_by_role("link", name="Activate…").click()
+    expect(olga).to_have_url(re.compile(rf"/domains/risk/drafts/{draft_id_of(draft)}/activate$"))
+    expect(olga.locator("#approval")).to_contain_text("Approved by olga")
+    olga.get_by_label(re.compile("Reason")).fill("approved: five tries")
+    olga.get_by_role("button", name="Activate version 2").click()
+    expect(olga).to_have_url(re.compile(r"/domains/risk/activated\?seq=\d+$"))
+    live = active(console, "risk")
+    assert (str(live.id), live.settings.max_order_attempts) == (draft_id_of(draft), 5)
+
+    # The requester's page: the request applied, and still no button for them.
+    eddie.goto(request_url)
+    expect(eddie.locator("article.request .badge.applied").first).to_have_text("applied")
+    expect(eddie.get_by_role("button", name="Approve")).to_have_count(0)
+    expect(eddie.get_by_role("button", name="Reject")).to_have_count(0)
+
+
+def test_a_schedule_fires_while_the_schedules_page_is_open(console: Console) -> None:
+    page = console.signed_in("operator", "olga")
+    new_draft_from_domain_page(page, "risk")
+    page.locator("#field-max_order_attempts").fill("6")
+    save(page)
+    expect(page.locator("p.notice")).to_contain_text("Saved: version 2")
+    page.get_by_role("link", name="Schedule…").click()
+    expect(page).to_have_url(re.compile(r"/activate#schedule$"))
+    expect(page.get_by_role("heading", name="Or schedule it")).to_be_visible()
+    page.get_by_label("Schedule for (UTC)").fill(utc_input(datetime.now(UTC) + timedelta(seconds=3)))
+    page.get_by_label("Scheduling reason").fill("at the quiet hour")
+    page.get_by_role("button", name="Schedule version 2").click()
+    expect(page).to_have_url(re.compile(r"/schedules\?done=scheduled&id=[0-9a-f-]{36}$"))
+    expect(page.locator("p.notice")).to_contain_text("Scheduled: risk")
+    pending = page.locator("table.schedules.pending tr", has_text="at the quiet hour")
+    expect(pending).to_contain_text("pending")
+    expect(pending.get_by_role("button", name="Cancel")).to_be_visible()
+    console.shot(page, "schedules-pending")
+    page.evaluate("window.notReloaded = true")
+
+    done = page.locator("table.schedules.recent tr", has_text="at the quiet hour")
+    expect(done.locator(".badge")).to_have_text("done", timeout=15_000)
+    expect(page.locator("table.schedules.pending")).to_have_count(0)
+    assert page.evaluate("window.notReloaded === true"), "the page was reloaded"
+    assert active(console, "risk").settings.max_order_attempts == 6
+    console.shot(page, "schedules-done")
+
+
+UNLABELLED = """() => [...document.querySelectorAll('main input:not([type=hidden]), main select, main textarea')]
+    .filter(e => ![...e.labels].some(l => l.textContent.trim())
+                 && !(e.getAttribute('aria-label') || '').trim() && !e.getAttribute('aria-labelledby'))
+    .map(e => e.name || e.id)"""
+
+
+def test_screenshots_of_the_change_management_pages(console: Console) -> None:
+    """The new pages at 1280 px, at 390 px and dark: labelled inputs, no table cut at 1280 px, no page wider than
+    a phone's window."""
+    with db(console) as conn:
+        changes.set_policy(conn, "risk", 1, actor="ada")
+        changes.set_policy(conn, "exit", 2, actor="ada")
+        asked = lifecycle.clone(conn, "risk", actor="eddie", name="slow venue")
+        asked = lifecycle.edit(conn, "risk", asked.id, asked.version,
+                               {"max_order_attempts": 5, "circuit_breaker_loss_threshold": "8"}, actor="eddie")
+        made = changes.request(conn, "risk", asked.id, asked.version, actor="eddie",
+                               reason="five tries for the slow venue, reviewed with ops on Monday")
+        later = lifecycle.clone(conn, "trading", actor="olga", name="breakout sizing")
+        later = lifecycle.edit(conn, "trading", later.id, later.version, {"max_position_sol": "2.5"}, actor="olga")
+        schedules.schedule(conn, "trading", later.id, later.version, datetime.now(UTC) + timedelta(days=1),
+                           actor="olga", reason="after the weekly review")
+        gone = schedules.schedule(conn, "trading", later.id, later.version, datetime.now(UTC) + timedelta(hours=2),
+                                  actor="olga", reason="too early")
+        schedules.cancel(conn, gone.id, actor="olga", reason="after the review instead")
+        unapproved = lifecycle.clone(conn, "exit", actor="olga", name="patient exits")
+        schedules.schedule(conn, "exit", unapproved.id, unapproved.version, datetime.now(UTC) + timedelta(seconds=1),
+                           actor="olga", reason="without approval: fails")
+        webhooks.add(conn, "ops-alerts", "http://127.0.0.1:9/hook", events=["*"], format="slack", actor="ada")
+        changes.set_policy(conn, "api", 1, actor="ada")  # an event for the webhook
+    deadline = time.monotonic() + 20
+    while True:  # the server's background loop: the exit schedule fails, the webhook is tried
+        with db(console) as conn:
+            failed = schedules.schedules(conn, status="failed")
+            tried = [d for d in webhooks.deliveries(conn) if d.attempts]
+        if failed and tried:
+            break
+        assert time.monotonic() < deadline, "the background loop did not run"
+        time.sleep(0.2)
+
+    draft = f"/domains/risk/drafts/{asked.id}"
+    pages = {"requests": "/requests", "request": f"/requests/{made.id}", "schedules": "/schedules",
+             "webhooks": "/admin/webhooks", "admin-policies": "/admin", "editor-approval": draft,
+             "activate-approval": f"{draft}/activate", "requests-all": "/requests?show=all"}
+    page = console.signed_in("admin", "ada")
+    layout: list[str] = []
+    for name, path in pages.items():
+        page.goto(path)
+        expect(page.get_by_role("heading", level=1)).to_be_visible()
+        console.shot(page, name)
+        layout += [f"{path}: unlabelled {x}" for x in page.evaluate(UNLABELLED)]
+        layout += [f"{path} at 1280 px: {wide}" for wide in page.evaluate(WIDER_THAN_ITS_BOX)]
+    page.goto("/schedules")
+    expect(page.locator("table.schedules.recent")).to_contain_text("failed")
+    expect(page.locator("table.schedules.recent")).to_contain_text("cancelled")
+    page.goto("/admin/webhooks")
+    expect(page.locator("table.deliveries .delivery-error").first).to_be_visible()
+
+    narrow = console.page(viewport=NARROW, like=page)
+    for name, path in pages.items():
+        narrow.goto(path)
+        if name in ("requests", "schedules", "webhooks", "activate-approval"):
+            console.shot(narrow, f"{name}-390")
+        overflow = narrow.evaluate(WIDER_THAN_THE_WINDOW)
+        if overflow > 0:
+            layout.append(f"{path} at 390 px: the page is {overflow} px wider than the window")
+    dark = console.page(color_scheme="dark", like=page)
+    for name in ("requests", "schedules", "webhooks"):
+        dark.goto(pages[name])
+        console.shot(dark, f"{name}-dark")
+    assert layout == [], "\n".join(layout)
+

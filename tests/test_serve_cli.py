@@ -175,13 +175,13 @@ def test_pending_migrations_are_refused_unless_it_is_told_to_apply_them(db_at, t
     port = free_port()
     refused = run(url, tmp_path, "--port", str(port))
     assert refused.returncode == 1
-    one_error_line(refused, "error: the database has pending migrations (V12, V13)")
+    one_error_line(refused, "error: the database has pending migrations (V12, V13, V14)")
     process = start(url, tmp_path, port, "--migrate")
     try:
         wait_ready(process, f"http://127.0.0.1:{port}")
     finally:
         code, err = stop(process)
-    assert code == 0 and "applied V12, V13" in err, err
+    assert code == 0 and "applied V12, V13, V14" in err, err
     with psycopg.connect(url) as conn:
         assert conn.execute("SELECT to_regclass('walltrack_auth.api_tokens') IS NOT NULL").fetchone()[0]
 

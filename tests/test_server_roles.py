@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from server_support import Api, serving
-from walltrack_config import fleet, lifecycle, principals
+from walltrack_config import changes, fleet, lifecycle, principals, schedules, webhooks
 
 PROBLEM = "application/problem+json"
 ROLES = ("reader", "editor", "operator", "admin")
@@ -33,6 +33,11 @@ TABLES = (
     "walltrack_auth.api_tokens",
     "walltrack_auth.users",
     "walltrack.fleet_clients",
+    "walltrack.change_requests",
+    "walltrack.change_approvals",
+    "walltrack.activation_schedules",
+    "walltrack.break_glass_grants",
+    "walltrack_auth.webhooks",
 )
 
 
@@ -150,6 +155,42 @@ def _fleet_leave(conn: psycopg.Connection, ctx: dict[str, Any]) -> Request:
     return f"/fleet/{client.id}", {}
 
 
+def _request(conn: psycopg.Connection) -> changes.ChangeRequest:
+    draft = _draft(conn, "discovery")
+    return changes.request(conn, "discovery", draft.id, draft.version, actor="tests", reason="matrix")
+
+
+def _schedule(conn: psycopg.Connection) -> schedules.Schedule:
+    draft = _draft(conn, "scoring")
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    return schedules.schedule(conn, "scoring", draft.id, draft.version, tomorrow, actor="tests", reason="matrix")
+
+
+def _schedule_draft(conn: psycopg.Connection, ctx: dict[str, Any]) -> Request:
+    draft = _draft(conn, "exit")
+    at = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    return f"/config/exit/drafts/{draft.id}/activate", {
+        "json": {"expected_version": draft.version, "at": at, "reason": "matrix"}}
+
+
+def _break_glass(conn: psycopg.Connection, ctx: dict[str, Any]) -> Request:
+    draft = _draft(conn, "exit")
+    return f"/config/exit/drafts/{draft.id}/activate", {
+        "json": {"expected_version": draft.version, "break_glass": True, "reason": "matrix"}}
+
+
+def _request_draft(conn: psycopg.Connection, ctx: dict[str, Any]) -> Request:
+    draft = _draft(conn, "discovery")
+    return f"/config/discovery/drafts/{draft.id}/requests", {
+        "json": {"expected_version": draft.version, "reason": "matrix"}}
+
+
+def _webhook(conn: psycopg.Connection) -> str:
+    name = f"hook-{next(_serial)}"
+    webhooks.add(conn, name, "http://127.0.0.1:9/matrix", events=["policy_changed"], actor="tests")
+    return name
+
+
 def _get(path: str, **kwargs: Any) -> Callable[[psycopg.Connection, dict[str, Any]], Request]:
     return lambda conn, ctx: (path, kwargs)
 
@@ -170,7 +211,11 @@ MATRIX: dict[tuple[str, str], list[Call]] = {
     ("DELETE", "/config/{domain}/drafts/{ref}"): [
         Call("editor", 204, lambda conn, ctx: (f"/config/risk/drafts/{_draft(conn).id}", {}))
     ],
-    ("POST", "/config/{domain}/drafts/{ref}/activate"): [Call("operator", 200, _activate_draft)],
+    ("POST", "/config/{domain}/drafts/{ref}/activate"): [
+        Call("operator", 200, _activate_draft),
+        Call("operator", 202, _schedule_draft, "at"),
+        Call("admin", 200, _break_glass, "break glass"),
+    ],
     ("POST", "/config/{domain}/rollback"): [Call("operator", 200, _rollback)],
     ("POST", "/config/{domain}/rows/{ref}/restore"): [Call("operator", 201, _restore)],
     ("GET", "/history"): [Call("reader", 200, _get("/history", params={"limit": 5}))],
@@ -204,6 +249,35 @@ MATRIX: dict[tuple[str, str], list[Call]] = {
     ("GET", "/fleet"): [Call("reader", 200, _get("/fleet"))],
     ("POST", "/fleet/report"): [Call("reader", 204, _fleet_report)],
     ("DELETE", "/fleet/{client_id}"): [Call("reader", 204, _fleet_leave)],
+    ("GET", "/policies"): [Call("reader", 200, _get("/policies"))],
+    ("PUT", "/policies/{domain}"): [Call("admin", 200, _get("/policies/risk", json={"approvals": 0}))],
+    ("POST", "/config/{domain}/drafts/{ref}/requests"): [Call("editor", 201, _request_draft)],
+    ("GET", "/requests"): [Call("reader", 200, _get("/requests", params={"status": "all"}))],
+    ("GET", "/requests/{request_id}"): [
+        Call("reader", 200, lambda conn, ctx: (f"/requests/{_request(conn).id}", {}))
+    ],
+    ("POST", "/requests/{request_id}/approve"): [
+        Call("operator", 200, lambda conn, ctx: (f"/requests/{_request(conn).id}/approve", {"json": {}}))
+    ],
+    ("POST", "/requests/{request_id}/reject"): [
+        Call("operator", 200,
+             lambda conn, ctx: (f"/requests/{_request(conn).id}/reject", {"json": {"comment": "matrix"}}))
+    ],
+    ("GET", "/schedules"): [Call("reader", 200, _get("/schedules"))],
+    ("GET", "/schedules/{schedule_id}"): [
+        Call("reader", 200, lambda conn, ctx: (f"/schedules/{_schedule(conn).id}", {}))
+    ],
+    ("DELETE", "/schedules/{schedule_id}"): [
+        Call("operator", 200, lambda conn, ctx: (f"/schedules/{_schedule(conn).id}", {"json": {"reason": "matrix"}}))
+    ],
+    ("GET", "/webhooks"): [Call("admin", 200, _get("/webhooks"))],
+    ("POST", "/webhooks"): [
+        Call("admin", 201, lambda conn, ctx: ("/webhooks", {"json": {
+            "name": f"made-hook-{next(_serial)}", "url": "http://127.0.0.1:9/matrix", "events": ["policy_changed"]}}))
+    ],
+    ("DELETE", "/webhooks/{name}"): [Call("admin", 204, lambda conn, ctx: (f"/webhooks/{_webhook(conn)}", {}))],
+    ("GET", "/webhooks/deliveries"): [Call("admin", 200, _get("/webhooks/deliveries"))],
+    ("GET", "/events"): [Call("reader", 200, _get("/events", params={"limit": 5}))],
     ("GET", "/healthz"): [Call(PUBLIC, 200, _get("/healthz"))],
     ("GET", "/readyz"): [Call(PUBLIC, 200, _get("/readyz"))],
 }

@@ -71,7 +71,9 @@ def test_the_log_writer_is_the_log_owners_and_not_for_everyone(conn):
         "SELECT relname FROM pg_class WHERE relnamespace = 'walltrack_auth'::regnamespace"
         " AND relkind IN ('r', 'S', 'v', 'm') ORDER BY 1"
     )
-    assert inside.fetchall() == [("api_tokens",), ("principal_audit_log",), ("principal_audit_log_id_seq",), ("users",)]
+    # V14 keeps its webhooks (their signing secrets) here too, under the same rule.
+    assert inside.fetchall() == [("api_tokens",), ("principal_audit_log",), ("principal_audit_log_id_seq",), ("users",),
+                                 ("webhooks",)]
 
 
 def test_default_privileges_hand_nothing_in_walltrack_auth_to_anyone(db_at, make_role):

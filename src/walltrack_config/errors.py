@@ -224,6 +224,28 @@ class InvalidTransition(ConfigError):
         super().__init__(f"{message} ({hint})" if hint else message)
 
 
+class ApprovalRequired(InvalidTransition):
+    """A draft would go live without the approvals its domain's policy asks for (SQLSTATE WT005, V14).
+
+    `required`: approvals the policy asks for; `given`: distinct approvals of the pending request (0 without
+    one); `request_id`: the pending request, as the database named it (its full id, else its first 8
+    characters), None when there is none. Each is None when the message does not say.
+    """
+
+    http_status = 409
+
+    def __init__(self, table: str, message: str, hint: str | None = None, id: object = None):
+        import re
+
+        super().__init__(table, message, hint, id)
+        said = re.search(r"needs (\d+) approvals? before draft \S+ v\d+ goes live: (?:(\d+) given \(request (\S+) "
+                         r"pending\)|(no approved request))", message)
+        self.required: int | None = int(said.group(1)) if said else None
+        self.given: int | None = int(said.group(2)) if said and said.group(2) else (0 if said else None)
+        full = re.search(r"approve ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", hint or "")
+        self.request_id: str | None = full.group(1) if full else (said.group(3) if said else None)
+
+
 @dataclass(frozen=True)
 class FieldError:
     field: str

@@ -21,6 +21,7 @@ from . import db
 from .domains import DOMAINS, STATUSES, Status
 from .errors import (
     AmbiguousRow,
+    ApprovalRequired,
     ConcurrentChange,
     ConfigBusy,
     ConfigError,
@@ -412,6 +413,7 @@ SQLSTATES: dict[str, RefusalFactory] = {
     "WT002": lambda r: StaleVersion(r.table, r.message),  # not the version (or target) the caller reviewed
     "WT003": lambda r: NotFound(r.table, message=r.message),
     "WT004": lambda r: UnknownField(r.table, r.column or "?"),
+    "WT005": lambda r: ApprovalRequired(r.table, r.message, r.hint),  # the domain's approvals are missing (V14)
     "40001": lambda r: ConcurrentChange(r.table, r.message),  # serialization_failure
     "40P01": lambda r: ConcurrentChange(r.table, r.message),  # deadlock_detected
     "55P03": lambda r: ConfigBusy(r.table),  # lock_not_available: another change held the write lock too long

@@ -19,6 +19,8 @@ NEEDED = 11
 PRINCIPALS = 12
 #: what the fleet needs, and so the server (V13: live clients and what each applied)
 FLEET = 13
+#: what approvals, schedules, webhooks and change events need (V14: change management)
+CHANGES = 14
 
 _MARKERS = (
     (8, "to_regclass('walltrack.config_audit_log')"),
@@ -27,6 +29,7 @@ _MARKERS = (
     (11, "to_regclass('walltrack.config_activations')"),
     (12, "to_regclass('walltrack_auth.users')"),
     (13, "to_regclass('walltrack.fleet_clients')"),
+    (14, "to_regclass('walltrack.change_events')"),
 )
 
 

@@ -1,6 +1,7 @@
 """The command line's shared context: the typer app and its groups, the global options, connections.
 
-Command modules register on `app` and its groups (`db_app`, `embedded_app`, `user_app`, `token_app`) and
+Command modules register on `app` and its groups (`db_app`, `embedded_app`, `user_app`, `token_app`,
+`policy_app`, `schedule_app`, `webhook_app`) and
 import from here; nothing here imports them (cli.main does, to register them). Heavy imports (psycopg, rich,
 pglast) happen inside commands so --help stays instant.
 """
@@ -58,10 +59,19 @@ db_app = typer.Typer(help="Apply, undo and inspect the schema migrations.", no_a
 embedded_app = typer.Typer(help="The embedded PostgreSQL used when no database URL is given.", no_args_is_help=True)
 user_app = typer.Typer(help="People who sign in to the server, and their roles.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for programs (each with a role of its own).", no_args_is_help=True)
+policy_app = typer.Typer(help="How many approvals each domain needs before a draft goes live.",
+                         no_args_is_help=True)
+schedule_app = typer.Typer(help="Activations planned for a later time: list, cancel, run the due ones.",
+                           no_args_is_help=True)
+webhook_app = typer.Typer(help="HTTP endpoints told of every change (requests, activations, schedules...).",
+                          no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(embedded_app, name="embedded")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(policy_app, name="policy")
+app.add_typer(schedule_app, name="schedule")
+app.add_typer(webhook_app, name="webhook")
 
 
 @dataclass

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..errors import FieldError, InvalidValue, NothingToDo
+from ..errors import FieldError, InvalidTransition, InvalidValue, NothingToDo
 from .app import Options, app, connect_migrated
 from .args import Domain, DomainArg, DraftOpt, Format, ReasonOpt, Status, YesOpt
 from .fleet import TimeoutOpt, WaitAppliedOpt, require_fleet
@@ -215,22 +215,133 @@ def diff_command(
     render.changes_table(changes, old=old.status, new=new.status)
 
 
+AtOpt = Annotated[str | None, typer.Option(
+    "--at", metavar="TIME", show_default=False,
+    help="Schedule it instead: an ISO 8601 time with its zone, as in 2026-12-01T22:00:00Z (needs --reason).")]
+BreakGlassOpt = Annotated[bool, typer.Option(
+    "--break-glass", help="Emergency: go live without the approvals the policy asks for, recorded as BREAK GLASS "
+                          "(needs --reason; database owner, or the server's admins).")]
+
+
 @app.command()
 def activate(ctx: typer.Context, domain: DomainArg, draft_id: DraftOpt = None, reason: ReasonOpt = None,
-             yes: YesOpt = False, wait_applied: WaitAppliedOpt = False, timeout: TimeoutOpt = 30.0) -> None:
-    """Make a draft live; shows the changes and asks first, unless --yes. What goes live is what was shown."""
+             yes: YesOpt = False, wait_applied: WaitAppliedOpt = False, timeout: TimeoutOpt = 30.0,
+             at: AtOpt = None, break_glass: BreakGlassOpt = False) -> None:
+    """Make a draft live; shows the changes and asks first, unless --yes. What goes live is what was shown.
+
+    With --at TIME it is scheduled for then instead; with --break-glass it goes live without the approvals
+    its domain's policy asks for (see `policy show`), recorded as such.
+    """
     from .. import lifecycle
 
     opts: Options = ctx.obj
     _check_wait(wait_applied, timeout)
+    if at is not None:
+        return _schedule(opts, domain.value, draft_id, at, reason, yes, wait_applied, break_glass)
+    if break_glass:
+        return _break_glass(opts, domain.value, draft_id, reason, yes, wait_applied, timeout)
     with connect_migrated(opts) as conn:
         if wait_applied:
             require_fleet(conn)
         row = lifecycle.resolve(conn, domain.value, draft_id)
+        if _has_approvals(conn):
+            from .changes import check_approved
+
+            check_approved(conn, domain.value, row)  # before the question: the database would refuse it anyway
         _go_live(opts, domain.value, lifecycle.active_row(conn, domain.value), row, yes, "activate")
-        done = lifecycle.activate(conn, domain.value, row.id, expected_version=row.version, actor=opts.actor,
-                                  reason=reason)
+        try:
+            done = lifecycle.activate(conn, domain.value, row.id, expected_version=row.version, actor=opts.actor,
+                                      reason=reason)
+        except InvalidTransition as exc:
+            from ..errors import ApprovalRequired
+
+            if not isinstance(exc, ApprovalRequired):
+                raise
+            # The approvals were there when checked and went meanwhile (an edit voided the request): say so again.
+            from .changes import approval_missing
+
+            raise approval_missing(conn, domain.value, row) from exc
         _report_live(opts, domain.value, done, "activated", conn if wait_applied else None, timeout)
+
+
+def _has_approvals(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the database has approval policies (V14): below it, activate works as it always did."""
+    from .. import schema
+
+    return schema.version(conn) >= schema.CHANGES
+
+
+def _reason_for(flag: str, reason: str | None) -> str:
+    if reason is None or not reason.strip():
+        raise typer.BadParameter(f"{flag} needs a reason, for the record: --reason TEXT", param_hint="--reason")
+    return reason
+
+
+def _schedule(opts: Options, domain: str, draft_id: str | None, at: str, reason: str | None, yes: bool,
+              wait_applied: bool, break_glass: bool) -> None:
+    """activate --at: shows the changes, asks, records the schedule; the server (or `schedule run`) runs it."""
+    from .. import db, lifecycle, schedules
+    from ..errors import FieldError
+    from . import render
+    from .changes import approved, connect_changes, missing_approvals, required, short
+    from .schedules import MAX_AHEAD, moment, parse_at, schedule_line
+
+    if break_glass:
+        raise typer.BadParameter("a scheduled activation cannot break glass; it needs the approvals when it runs",
+                                 param_hint="--break-glass")
+    if wait_applied:
+        raise typer.BadParameter("--wait-applied waits for an activation now; --at schedules one for later",
+                                 param_hint="--wait-applied")
+    run_at = parse_at(at)
+    why = _reason_for("--at", reason)
+    with connect_changes(opts) as conn:
+        row = lifecycle.resolve(conn, domain, draft_id)
+        now = db.scalar(conn, "SELECT statement_timestamp()", None, datetime)
+        if run_at <= now or run_at >= now + MAX_AHEAD:
+            problem = "is not in the future" if run_at <= now else f"is more than {MAX_AHEAD.days} days ahead"
+            raise InvalidValue("walltrack.activation_schedules", [FieldError(
+                "at", f"{moment(run_at)} {problem} (the database's time is {moment(now)})")])
+        _go_live(opts, domain, lifecycle.active_row(conn, domain), row, yes, "schedule",
+                 when=f" at {moment(run_at)}", declined="nothing was scheduled")
+        made = schedules.schedule(conn, domain, row.id, row.version, run_at, actor=opts.actor, reason=why)
+        needed = required(conn, domain)
+        unapproved = missing_approvals(conn, domain, row, needed) if needed and approved(
+            conn, domain, row, needed) is None else None
+    if opts.json:
+        render.emit_json(made.json())
+    else:
+        render.lines(f"scheduled: {schedule_line(made)}",
+                     f"cancel with: walltrack-config schedule cancel {short(made.id)}")
+    if unapproved is not None:
+        render.lines(f"warning: the schedule fails when it runs unless approved by then: {unapproved}", stderr=True)
+
+
+def _break_glass(opts: Options, domain: str, draft_id: str | None, reason: str | None, yes: bool,
+                 wait_applied: bool, timeout: float) -> None:
+    """activate --break-glass: loud; shows the changes and asks; goes live without approvals, recorded as such."""
+    from .. import changes, lifecycle
+    from . import render
+    from .changes import connect_changes, required
+
+    why = _reason_for("--break-glass", reason)
+    with connect_changes(opts) as conn:
+        if wait_applied:
+            require_fleet(conn)
+        row = lifecycle.resolve(conn, domain, draft_id)
+        needed = required(conn, domain)
+        render.lines(
+            "!" * 78,
+            f"!! BREAK GLASS: '{row.name}' goes live for {domain} without approval"
+            + f" ({domain}'s policy asks for {needed or 'none'}).",
+            "!! It is recorded as BREAK GLASS, with your name and reason, in the history and the change events,",
+            "!! and sent to the webhooks that follow break_glass events. Use it for emergencies only.",
+            "!" * 78,
+            stderr=True,
+        )
+        _go_live(opts, domain, lifecycle.active_row(conn, domain), row, yes, "BREAK GLASS and activate")
+        changes.break_glass(conn, domain, row.id, row.version, actor=opts.actor, reason=why)
+        done = lifecycle.get(conn, domain, row.id)
+        _report_live(opts, domain, done, "activated (BREAK GLASS)", conn if wait_applied else None, timeout)
 
 
 @app.command()
@@ -288,7 +399,9 @@ def restore(
     render.lines(f"draft {new.id} '{new.name}' restored from the archived row '{found.name}'")
 
 
-def _go_live(opts: Options, domain: str, current: ConfigRow, upcoming: ConfigRow, yes: bool, verb: str) -> None:
+def _go_live(opts: Options, domain: str, current: ConfigRow, upcoming: ConfigRow, yes: bool, verb: str, *,
+             when: str = "", declined: str | None = None) -> None:
+    """Show what would change and ask '<verb> '<name>' for <domain><when>?' (unless --yes); no is NothingToDo."""
     from ..diff import diff_rows
     from . import render
 
@@ -296,8 +409,9 @@ def _go_live(opts: Options, domain: str, current: ConfigRow, upcoming: ConfigRow
     render.lines(f"{domain}: '{current.name}' (live) -> '{upcoming.name}' ({upcoming.status}, v{upcoming.version})",
                  stderr=opts.json)
     render.changes_table(diff_rows(current, upcoming), stderr=opts.json, old="live now", new="after")
-    if not yes and not confirm(f"{verb} '{upcoming.name}' for {domain}?"):
-        raise NothingToDo(f"not done: {domain} stays on '{current.name}'")
+    if not yes and not confirm(f"{verb} '{upcoming.name}' for {domain}{when}?"):
+        stays = declined or f"{domain} stays on '{current.name}'"
+        raise NothingToDo(f"not done: {stays}")
 
 
 def _check_wait(wait_applied: bool, timeout: float) -> None:

@@ -13,7 +13,18 @@ import typer
 from typer.core import TyperOption
 
 from ..errors import ConfigError
-from . import config, db, edit, fleet, principals, serve, watch  # noqa: F401  (imported to register their commands on the app)
+from . import (  # noqa: F401  (imported to register their commands on the app)
+    changes,
+    config,
+    db,
+    edit,
+    fleet,
+    principals,
+    schedules,
+    serve,
+    watch,
+    webhooks,
+)
 from .app import PROG, OutputClosed, app
 
 if TYPE_CHECKING:

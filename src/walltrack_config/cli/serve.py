@@ -62,7 +62,7 @@ def serve(
         pending = [row.version for row in runner.status(conn, found) if row.state == "pending"]
         if pending:
             raise MigrationsPending(pending)
-        schema.require(conn, schema.FLEET)
+        schema.require(conn, schema.CHANGES)
         if not is_loopback(host) and not principals.any_principal(conn):
             raise UnsafeBind(host)
         first_run = not principals.any_user(conn)

@@ -1,5 +1,6 @@
 """The ASGI application: routes under /api/v1, problems, security headers, body cap, and a lifespan that
-opens the server's state (listener, pool) before the first request and closes it after the last."""
+opens the server's state (listener, pool, background rounds) before the first request and closes it after
+the last."""
 
 from __future__ import annotations
 
@@ -11,7 +12,20 @@ from fastapi import FastAPI
 from .. import __version__
 from . import console, problems
 from .middleware import BodyLimit, SecurityHeaders
-from .routes import config, docs, drafts, exchange, fleet, health, principals, stream
+from .routes import (
+    changes,
+    config,
+    docs,
+    drafts,
+    events,
+    exchange,
+    fleet,
+    health,
+    principals,
+    schedules,
+    stream,
+    webhooks,
+)
 from .settings import ServerSettings
 from .sse import StreamFirst
 from .state import ServerState
@@ -38,7 +52,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
                   openapi_url=f"{PREFIX}/openapi.json", docs_url=None, redoc_url=None,
                   description="WallTrack's settings: read them, draft and edit, activate, roll back, audit.")
     app.state.server = state
-    for module in (config, drafts, exchange, fleet, principals, stream):
+    for module in (config, drafts, exchange, fleet, principals, stream, changes, schedules, webhooks, events):
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(health.router, prefix=PREFIX)
     app.include_router(health.router, include_in_schema=False)  # where probes usually look, too

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 
 from ..errors import (
     AmbiguousRow,
+    ApprovalRequired,
     AuthenticationFailed,
     ConfigError,
     DatabaseUnavailable,
@@ -70,6 +71,8 @@ def config_problem(exc: ConfigError) -> JSONResponse:
         extra["hint"] = exc.hint
     if isinstance(exc, AmbiguousRow):
         extra["candidates"] = exc.candidates
+    if isinstance(exc, ApprovalRequired):  # what is missing, for a client to act on without parsing `detail`
+        extra.update(required=exc.required, given=exc.given, request_id=exc.request_id)
     rule = getattr(exc, "rule", None)
     if isinstance(rule, str):
         extra["rule"] = rule
@@ -124,6 +127,9 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "error": {"type": "string", "description": "The ConfigError class (or InvalidRequest, HTTPError, NotReady)."},
         "field": {"type": "string"}, "hint": {"type": "string"}, "rule": {"type": "string"},
         "retry_after": {"type": "integer"},
+        "required": {"type": "integer", "description": "ApprovalRequired: approvals the domain's policy asks for."},
+        "given": {"type": "integer", "description": "ApprovalRequired: approvals the pending request has."},
+        "request_id": {"type": "string", "description": "ApprovalRequired: the pending request, if there is one."},
         "candidates": {"type": "array", "items": {}},
         "errors": {"type": "array", "items": {"type": "object", "properties": {
             "field": {"type": "string"}, "message": {"type": "string"}, "in": {"type": "string"}}}},

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..domains import DomainName, RoleName, StatusName
 
@@ -153,7 +153,14 @@ class DraftPatchIn(Strict):
 class ActivateIn(Strict):
     expected_version: int | None = Field(None, ge=1, le=2**31 - 1,
                                          description="The draft version you reviewed (or send If-Match).")
-    reason: str | None = Field(None, max_length=2000)
+    reason: str | None = Field(None, max_length=2000,
+                               description="Why; required with `at` and with `break_glass`.")
+    at: AwareDatetime | None = Field(None, description="Schedule instead: the draft goes live then (with a zone: "
+                                                       "2026-12-01T22:00:00Z), if still at this version; 202 with "
+                                                       "the schedule. At most 366 days ahead.")
+    break_glass: bool = Field(False, description="Admin only: go live now without the approvals the domain's "
+                                                 "policy requires; loudly recorded (a break_glass event), with "
+                                                 "the reason.")
 
 
 class RollbackIn(Strict):
@@ -285,3 +292,136 @@ class FleetReportIn(Strict):
     heartbeat: float = Field(ge=0.01, le=3600, allow_inf_nan=False, description="Seconds between its reports.")
     applied: dict[DomainName, ActivationSeq] = Field(
         default_factory=dict, description="Domain -> activation sequence applied, its callbacks done.")
+
+
+# -- change management (V14): approvals, schedules, webhooks, events ------------------------------------------
+
+EventKind = Literal["policy_changed", "request_created", "request_approved", "request_rejected", "request_voided",
+                    "request_applied", "activated", "rolled_back", "break_glass", "schedule_created",
+                    "schedule_cancelled", "schedule_executed", "schedule_failed", "schedule_missed", "client_stale"]
+RequestStatus = Literal["pending", "rejected", "applied", "void"]
+ScheduleStatus = Literal["pending", "done", "failed", "missed", "cancelled"]
+DeliveryStatus = Literal["pending", "succeeded", "failed"]
+WebhookFormat = Literal["json", "slack", "discord"]
+
+
+class PolicyOut(BaseModel):
+    domain: str
+    approvals: int = Field(description="Approvals a draft of this domain needs before it goes live (0: none).")
+    updated_by: str | None
+    updated_at: datetime | None
+
+
+class DecisionOut(BaseModel):
+    approver: str
+    decision: Literal["approve", "reject"]
+    comment: str | None
+    at: datetime
+    db_user: str
+
+
+class ChangeRequestOut(BaseModel):
+    id: str
+    domain: str
+    config_id: str
+    version: int = Field(description="The draft version it asks to make live; an edit voids the request.")
+    settings_hash: str
+    requested_by: str
+    reason: str
+    status: RequestStatus
+    created_at: datetime
+    decided_at: datetime | None
+    decisions: list[DecisionOut]
+    required: int = Field(description="Approvals the domain's policy requires now.")
+    approved_by: list[str]
+    missing: int = Field(description="Approvals still needed.")
+    draft_name: str | None = Field(description="The draft's name now; null if it is gone.")
+    current: bool = Field(description="The draft is still a draft at this version and these settings.")
+
+
+class ScheduleOut(BaseModel):
+    id: str
+    domain: str
+    config_id: str
+    version: int
+    run_at: datetime
+    created_by: str
+    reason: str
+    status: ScheduleStatus
+    outcome: str | None = Field(description="What happened: the error of a failed run, why it was cancelled, ...")
+    created_at: datetime
+    finished_at: datetime | None
+    draft_name: str | None
+
+
+class WebhookOut(BaseModel):
+    id: str
+    name: str
+    url: str
+    events: list[str] = Field(description="The event kinds it receives; '*' for all.")
+    format: WebhookFormat
+    enabled: bool
+    created_by: str
+    created_at: datetime
+
+
+class NewWebhookOut(WebhookOut):
+    secret: str = Field(description="The signing secret (X-Walltrack-Signature): in this answer only, never again.")
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    webhook: str
+    kind: str
+    event_seq: int
+    status: DeliveryStatus
+    attempts: int
+    last_status: int | None = Field(description="The receiver's last HTTP status; null: no answer.")
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+class EventOut(BaseModel):
+    seq: int = Field(description="Grows with every event: pass the last one seen as ?after= for the next ones.")
+    kind: str
+    domain: str | None
+    subject: str | None = Field(description="What it is about: a row, a request or a schedule id.")
+    actor: str | None
+    db_user: str | None
+    at: datetime
+    payload: dict[str, Any]
+
+
+class PolicyIn(Strict):
+    approvals: int = Field(ge=0, le=5, description="Approvals required before a draft goes live (0: none).")
+    reason: str | None = Field(None, max_length=2000)
+
+
+class RequestIn(Strict):
+    expected_version: int | None = Field(None, ge=1, le=2**31 - 1,
+                                         description="The draft version you reviewed (or send If-Match).")
+    reason: str = Field(min_length=1, max_length=2000, description="Why it should go live.")
+
+
+class ApproveIn(Strict):
+    comment: str | None = Field(None, max_length=2000)
+
+
+class RejectIn(Strict):
+    comment: str = Field(min_length=1, max_length=2000, description="Why not: the requester reads it.")
+
+
+class CancelIn(Strict):
+    reason: str | None = Field(None, max_length=2000)
+
+
+class WebhookIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    url: str = Field(min_length=1, max_length=2000, description="http:// or https://; receives a POST per event.")
+    events: list[EventKind | Literal["*"]] = Field(min_length=1, max_length=32,
+                                                   description="The event kinds to send; '*' for all.")
+    format: WebhookFormat = "json"
+    secret: str | None = Field(None, min_length=16, max_length=200,
+                               description="The signing secret; omitted: one is made (and answered once).")

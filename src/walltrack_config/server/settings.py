@@ -41,3 +41,9 @@ class ServerSettings:
     heartbeat: float = 15.0
     #: stream clients one process holds at most (more answer 503: another server, or later)
     stream_most: int = 20_000
+    #: a scheduled activation this late (the server was down at its time) is marked missed, not run
+    schedule_grace: timedelta = timedelta(minutes=5)
+    #: seconds before a failed webhook delivery's first retry; it doubles with each attempt, up to 5 minutes
+    webhook_retry_base: float = 1.0
+    #: seconds between two rounds of the background work: due schedules, stale clients, webhook deliveries
+    background_interval: float = 0.5

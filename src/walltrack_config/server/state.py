@@ -1,7 +1,8 @@
-"""Everything a server process holds while it runs: the pool, the one listener, the snapshot, the authenticator.
+"""Everything a server process holds while it runs: the pool, the one listener, the snapshot, the authenticator,
+the background rounds (due schedules, stale clients, webhook deliveries).
 
-Opened by the app's lifespan and closed by it, so a SIGTERM lets in-flight requests finish, then closes the
-listener and the pool's connections.
+Opened by the app's lifespan and closed by it, so a SIGTERM lets in-flight requests finish, then stops the
+background rounds and closes the listener and the pool's connections.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from ..domains import DOMAINS
 from ..errors import DatabaseUnavailable
 from ..live.engine import Listener, Reading
 from .auth import Authenticator, principal_target
+from .background import CHANNEL as CHANGES_CHANNEL
+from .background import Background
 from .console.setup import SetupLink
 from .settings import ServerSettings
 from .snapshot import Snapshot
@@ -50,9 +53,13 @@ class ServerState:
         self.hub = Hub(settings.stream_queue, settings.stream_keep, settings.heartbeat, settings.stream_most)
         self.auth = Authenticator(self.connection, settings)
         self.setup = SetupLink(settings.setup_code)
+        self.background = Background(self.connection, settings)
+        # One listening connection for all: the config's changes, the principals', and V14's events (which
+        # wake the background rounds: a new webhook delivery is sent at once, not at the next interval).
         self.listener = Listener(settings.url, DOMAINS, self._receive, on_connection=self.hub.status_threadsafe,
                                  application_name="walltrack-server-live",
-                                 channels={PRINCIPALS_CHANNEL: self._principals_changed})
+                                 channels={PRINCIPALS_CHANNEL: self._principals_changed,
+                                           CHANGES_CHANNEL: self.background.wake})
 
     def _principals_changed(self, payload: str | None) -> None:
         """A user or token changed (the listener's thread): forget what was remembered, end what it streams."""
@@ -71,8 +78,10 @@ class ServerState:
             raise failure
         self.listener.start()
         self.pool.open(wait=False)
+        self.background.start()  # its first round at once: schedules that came due while no server ran
 
     def close(self) -> None:
+        self.background.stop()  # first: it borrows the pool's connections
         self.listener.stop()
         self.auth.close()
         self.pool.close(timeout=5)
@@ -103,6 +112,6 @@ class ServerState:
         except Exception as exc:  # any failure here means "not ready"
             log.warning("not ready: %s", " ".join(str(exc).split()))
             return False, "the database does not answer"
-        if current < schema.FLEET:
-            return False, f"database is at V{current}; this server needs V{schema.FLEET}"
+        if current < schema.CHANGES:
+            return False, f"database is at V{current}; this server needs V{schema.CHANGES}"
         return True, f"schema V{current}, listening"

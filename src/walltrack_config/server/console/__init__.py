@@ -9,11 +9,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from . import activation, admin, drafts, exchange, history, live, overview, signin
+from . import activation, admin, drafts, exchange, history, live, overview, requests, schedules, signin, webhooks
 from .web import HERE
 
 
 def install(app: FastAPI) -> None:
-    for module in (signin, overview, live, drafts, activation, history, exchange, admin):
+    for module in (signin, overview, live, drafts, activation, requests, schedules, history, exchange, admin,
+                   webhooks):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -1,4 +1,5 @@
-"""Users and API tokens, for admins: add, change role, disable and enable users; create and revoke tokens.
+"""Users and API tokens, for admins: add, change role, disable and enable users; create and revoke tokens; the
+approvals each domain needs before a draft goes live (its policy).
 
 A refusal (a taken name, a short password, the last admin) is shown on the admin page itself, with what was
 typed kept (never a password), and nothing written. A new token's secret is shown once, on the page that
@@ -15,9 +16,9 @@ from fastapi import Path, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ... import principals
+from ... import changes, principals
 from ...domains import ROLES, Role
-from ...errors import AlreadyExists, ConcurrentChange, InvalidTransition, InvalidValue, NotFound
+from ...errors import AlreadyExists, ConcurrentChange, FieldError, InvalidTransition, InvalidValue, NotFound
 from ..deps import server
 from .routing import page_router
 from .web import Form, PageAdmin, redirect, render
@@ -34,16 +35,18 @@ NOTICES = {
     "disabled": "{} disabled: they cannot sign in, and their sessions have ended.",
     "enabled": "{} enabled: they can sign in again.",
     "revoked": "Token {} revoked: it no longer works.",
+    "policy": "The approval policy of {} changed.",
 }
 
 
 async def _page(request: Request, status: int = 200, **context: Any) -> HTMLResponse:
-    def read() -> tuple[list[principals.User], list[principals.Token]]:
+    def read() -> tuple[list[principals.User], list[principals.Token], list[changes.Policy]]:
         with server(request).connection() as conn:
-            return principals.users(conn), principals.tokens(conn, include_revoked=True)
+            return principals.users(conn), principals.tokens(conn, include_revoked=True), changes.policies(conn)
 
-    users, tokens = await run_in_threadpool(read)
-    return render(request, "admin.html", status, title="Admin", users=users, tokens=tokens, roles=ROLES, **context)
+    users, tokens, policies = await run_in_threadpool(read)
+    return render(request, "admin.html", status, title="Admin", users=users, tokens=tokens, roles=ROLES,
+                  policies=policies, most=changes.MAX_APPROVALS, **context)
 
 
 async def _change(request: Request, write: Callable[[Any], object], done: str, name: str,
@@ -115,3 +118,16 @@ async def create_token(request: Request, who: PageAdmin, form: Form) -> Response
 async def revoke_token(request: Request, name: NamePath, who: PageAdmin, form: Form) -> Response:
     return await _change(request, lambda conn: principals.revoke_token(conn, name, actor=who.actor), "revoked",
                          name)
+
+
+@router.post("/admin/policies/{domain}", response_class=HTMLResponse)
+async def set_policy(request: Request, domain: NamePath, who: PageAdmin, form: Form) -> Response:
+    text, reason = form.get("approvals", "").strip(), form.get("reason", "").strip()[:2000] or None
+
+    def write(conn: Any) -> object:
+        if not (text.isascii() and text.isdigit() and len(text) <= 2):
+            raise InvalidValue(changes.POLICIES, [FieldError(
+                "approvals", f"a whole number from 0 to {changes.MAX_APPROVALS}, not {text[:20]!r}")])
+        return changes.set_policy(conn, domain, int(text), actor=who.actor, reason=reason)
+
+    return await _change(request, write, "policy", domain, policy={"domain": domain, "approvals": text})

@@ -19,7 +19,7 @@ from ...diff import Change, diff_rows
 from ...errors import ConcurrentChange, FieldError, InvalidValue, StaleVersion
 from ...lifecycle import ConfigRow
 from ..deps import server
-from . import editing
+from . import approvals, editing
 from .routing import page_router
 from .web import Form, PageEditor, PageReader, redirect, render
 
@@ -53,6 +53,9 @@ class Editor:
     refused: list[FieldError] = field(default_factory=list)
     conflict: dict[str, Any] | None = None  # someone else's save: by, version, at, yours, changes
     saved: str | None = None
+    approval: approvals.Approval | None = None  # the domain's policy and the request pending for this draft
+    request_error: str | None = None  # why a "Request approval" was refused
+    request_reason: str = ""  # what was typed as its reason
 
 
 def editor_page(request: Request, row: ConfigRow, active: ConfigRow, page: Editor, status: int = 200) -> Response:
@@ -61,7 +64,8 @@ def editor_page(request: Request, row: ConfigRow, active: ConfigRow, page: Edito
                   active=active, specs=fields.specs(domain), tier_specs=fields.tier_specs(),
                   values=page.values or editing.shown(domain, row), version=page.version or row.version,
                   refused=page.refused, errors=editing.by_field(page.refused), conflict=page.conflict,
-                  saved=page.saved, units=editing.units(domain))
+                  saved=page.saved, units=editing.units(domain), approval=page.approval,
+                  request_error=page.request_error, request_reason=page.request_reason)
 
 
 @router.post("/domains/{domain}/drafts")
@@ -73,9 +77,13 @@ async def new_draft(request: Request, domain: str, who: PageEditor, posted: Form
 @router.get("/domains/{domain}/drafts/{row_id}", response_class=HTMLResponse)
 async def edit_page(request: Request, domain: str, row_id: str, who: PageReader,
                     saved: Annotated[str | None, Query(max_length=12)] = None) -> Response:
-    row, active = await run_in_threadpool(in_db(request, lambda conn: (
-        lifecycle.get(conn, domain, row_id), lifecycle.active_row(conn, domain))))
-    return editor_page(request, row, active, Editor(saved=saved if saved and saved.isdigit() else None))
+    def read(conn: Conn) -> tuple[ConfigRow, ConfigRow, approvals.Approval]:
+        row = lifecycle.get(conn, domain, row_id)
+        return row, lifecycle.active_row(conn, domain), approvals.for_row(conn, row)
+
+    row, active, approval = await run_in_threadpool(in_db(request, read))
+    return editor_page(request, row, active, Editor(saved=saved if saved and saved.isdigit() else None,
+                                                    approval=approval))
 
 
 @router.post("/domains/{domain}/drafts/{row_id}", response_class=HTMLResponse)
@@ -92,14 +100,15 @@ async def save(request: Request, domain: str, row_id: str, who: PageEditor, post
             return saved, row, None
         except InvalidValue as exc:
             return row, lifecycle.active_row(conn, domain), Editor(
-                values=editing.shown(domain, row, posted), version=version, refused=exc.errors)
+                values=editing.shown(domain, row, posted), version=version, refused=exc.errors,
+                approval=approvals.for_row(conn, row))
         except StaleVersion:
             now = lifecycle.get(conn, domain, row.id)
             theirs = diff_rows(base, now)
             return now, lifecycle.active_row(conn, domain), Editor(
                 values=editing.shown(domain, now, posted, only=set(wanted)),
                 conflict={"by": now.updated_by, "version": now.version, "at": now.updated_at, "yours": version,
-                          "changes": theirs})
+                          "changes": theirs}, approval=approvals.for_row(conn, now))
 
     row, active, refused = await run_in_threadpool(in_db(request, write))
     if refused is None:

@@ -1,20 +1,37 @@
-"""Writes: drafts (editor), activation, rollback and restore (operator). Each runs as the caller: the
-audit trail's performed_by is the authenticated principal, never something the client sends."""
+"""Writes: drafts (editor), activation (now or scheduled), rollback and restore (operator), break-glass
+activation (admin). Each runs as the caller: the audit trail's performed_by is the authenticated principal,
+never something the client sends."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ... import lifecycle
+from ... import changes, lifecycle, schedules
+from ...domains import Role
 from ...errors import FieldError, InvalidValue, StaleVersion
 from ...lifecycle import ConfigRow
-from ..deps import Connection, Editor, Operator, server
-from ..schemas import ActivateIn, DiscardIn, DraftIn, DraftPatchIn, GoneLiveOut, RestoreIn, RollbackIn, RowOut
+from ...principals import Principal
+from ..deps import Connection, Editor, Operator, require, server
+from ..schemas import (
+    ActivateIn,
+    DiscardIn,
+    DraftIn,
+    DraftPatchIn,
+    GoneLiveOut,
+    RestoreIn,
+    RollbackIn,
+    RowOut,
+    ScheduleOut,
+)
 from . import fleet as fleet_routes
+from . import schedules as schedule_routes
 from ._shared import ROW_NOT_FOUND, DomainPath, RefPath, Responses, domain_of, if_match, live, row_json, with_etag
 from .fleet import WaitApplied
 
@@ -82,23 +99,85 @@ def discard_draft(request: Request, domain: DomainPath, ref: RefPath, who: Edito
     return Response(status_code=204)
 
 
+ACTIVATE_ANSWERS: Responses = {
+    **WRITE_ERRORS,
+    202: {"model": ScheduleOut, "description": "With `at`: the activation is scheduled (this is the schedule)."},
+    403: {"description": "Your role may not: activating needs operator, break glass needs admin."},
+    409: {"description": "A lifecycle rule or a concurrent change refused it; or the domain's policy requires "
+                         "approvals the draft does not have (ApprovalRequired, naming what is missing)."},
+}
+
+
 @router.post("/config/{domain}/drafts/{ref}/activate", response_model=GoneLiveOut, response_model_exclude_unset=True,
-             responses=WRITE_ERRORS)
+             responses=ACTIVATE_ANSWERS)
 async def activate(request: Request, response: Response, domain: DomainPath, ref: RefPath, body: ActivateIn,
-                   who: Operator, wait_applied: WaitApplied = None) -> dict[str, Any]:
+                   who: Operator, wait_applied: WaitApplied = None) -> Any:
     """Make the draft live at the version you reviewed (expected_version or If-Match); the active row is archived.
 
-    With ?wait_applied=SECONDS, the answer then waits for every live client to apply it (see `applied`)."""
+    If the domain's policy requires approvals, the draft needs an approved request at this version (409 names
+    what is missing). With `at`, it is scheduled instead (202, the schedule): it goes live then, approvals
+    checked at that time. With `break_glass` (admin only, a reason required) it goes live now without the
+    approvals, loudly recorded. With ?wait_applied=SECONDS, the answer then waits for every live client to apply
+    it (see `applied`)."""
+    if body.break_glass:
+        require(who, Role.ADMIN, "break-glass activation")
+    table = lifecycle.table_of(domain_of(domain))
+    if body.at is not None or body.break_glass:
+        _check_special(table, body, wait_applied)
+    if body.at is not None:
+        return await run_in_threadpool(_schedule, request, domain, ref, body, who)
 
     def write(conn: psycopg.Connection[Any]) -> ConfigRow:
-        table = lifecycle.table_of(domain_of(domain))
         version = if_match(request, table, "activating a draft", given=body.expected_version)
         assert version is not None
         draft = lifecycle.resolve(conn, domain, ref)
+        if body.break_glass:
+            assert body.reason is not None  # _check_special
+            made = changes.break_glass(conn, domain, draft.id, version, actor=who.actor, reason=body.reason)
+            return lifecycle.get(conn, domain, made)
         return lifecycle.activate(conn, domain, draft.id, expected_version=version, actor=who.actor,
                                   reason=body.reason)
 
     return await _go_live(request, response, write, wait_applied)
+
+
+def _check_special(table: str, body: ActivateIn, wait_applied: float | None) -> None:
+    """A schedule and a break-glass activation each need a reason, and go together with neither each other nor
+    (a schedule) a wait for the fleet."""
+    problems: list[FieldError] = []
+    if body.at is not None and body.break_glass:
+        problems.append(FieldError("break_glass", "schedule (at) or break glass, not both"))
+    if not (body.reason or "").strip():
+        what = "a break-glass activation" if body.break_glass else "a scheduled activation"
+        problems.append(FieldError("reason", f"{what} needs a reason"))
+    if body.at is not None:
+        try:
+            body.at.astimezone(UTC)
+        except (OverflowError, ValueError):
+            problems.append(FieldError("at", "not a time that can be scheduled: give one in the next 366 days"))
+    if body.at is not None and wait_applied is not None:
+        problems.append(FieldError("wait_applied", "a scheduled activation has nothing to wait for yet; look at "
+                                                   "the fleet once it ran"))
+    if problems:
+        raise InvalidValue(table, problems)
+
+
+def _schedule(request: Request, domain: str, ref: str, body: ActivateIn, who: Principal) -> JSONResponse:
+    assert body.at is not None and body.reason is not None
+    table = lifecycle.table_of(domain)
+    version = if_match(request, table, "scheduling an activation", given=body.expected_version)
+    assert version is not None
+    with server(request).connection() as conn:
+        draft = lifecycle.resolve(conn, domain, ref)
+        try:
+            made = schedules.schedule(conn, domain, draft.id, version, body.at.astimezone(UTC), actor=who.actor,
+                                      reason=body.reason)
+        except InvalidValue as exc:  # the database names its argument run_at; here it is the body's `at`
+            raise InvalidValue(exc.table, [FieldError("at", e.message.removeprefix("run_at ")) if e.field == "run_at"
+                                           else e for e in exc.errors]) from exc
+    answer = ScheduleOut.model_validate(schedule_routes.schedule_json(made))
+    location = str(request.url_for("get_schedule", schedule_id=str(made.id)))
+    return JSONResponse(jsonable_encoder(answer), status_code=202, headers={"Location": location})
 
 
 @router.post("/config/{domain}/rollback", response_model=GoneLiveOut, response_model_exclude_unset=True,
