@@ -9,22 +9,29 @@
 --     (0 to 5; 0 for every domain here, so nothing changes until a policy is set);
 --   * one gate, a BEFORE UPDATE trigger on each config table, on draft -> active: with a policy of N > 0 it
 --     needs a pending change request for the row at its version and settings hash, approved by N people
---     other than the requester, or a break-glass grant of this transaction for the row; else SQLSTATE WT005.
+--     other than the requester (names compared case-insensitively and trimmed: 'Bob' and 'bob' are one
+--     person), or a break-glass grant of this transaction for the row; else SQLSTATE WT005. It locks the
+--     request FOR SHARE, so a rejection or approval in progress is waited for, never raced.
 --     Every path obeys it (activate_config, plain UPDATE, imports, schedules). A rollback (archived ->
 --     active) is not gated: it reinstates what was live before, and must stay instant;
 --   * walltrack.change_requests and change_approvals: requests, and who approved or rejected them; an edit
---     of the draft (its version changes) or discarding it voids its open request and cancels its schedules;
+--     of the draft (its version changes) or discarding it voids its open request and cancels its schedules.
+--     The actor is declared, so the database user vouches for it: requesting, approving, rejecting,
+--     scheduling and cancelling take UPDATE on the domain's config table (what activating it takes), else
+--     SQLSTATE 42501;
 --   * walltrack.break_glass_grants: every activation that went around the approvals, with its reason;
 --   * walltrack.activation_schedules: activations to run at a time (walltrack.run_due_schedules, once
---     whatever the number of runners), themselves gated at run time;
+--     whatever the number of runners), themselves gated at run time; a transient error (a lock not
+--     available, a serialization failure, a deadlock, a cancel) leaves one pending for the next run;
 --   * walltrack.change_events: every change of the above, activations and rollbacks; append-only. Each
 --     event makes a pending delivery per subscribed webhook and NOTIFY walltrack_changes '<seq>';
---   * walltrack_auth.webhooks (they hold secrets: the owner's only) and walltrack.webhook_deliveries;
+--   * walltrack_auth.webhooks (they hold secrets: the owner's only) and walltrack.webhook_deliveries; adding
+--     or removing one is an event too (its name, URL host, events and format: never its secret or full URL);
 --   * walltrack.fleet_clients.stale_noted_at: when a client was last noted stale (event client_stale).
 -- The tables are written by this file's functions and triggers only (run as the owner): nothing is granted
 -- on them but SELECT to PUBLIC (webhooks: nothing at all), and a write by any other role, whatever it was
--- granted, is refused. SQLSTATEs: 22023 (COLUMN names the argument), WT001 a rule, WT002 a stale version,
--- WT003 not found, WT005 an approval missing.
+-- granted, is refused. SQLSTATEs: 22023 (COLUMN names the argument), 42501 the database user may not,
+-- WT001 a rule, WT002 a stale version, WT003 not found, WT005 an approval missing.
 -- squawk-ignore-file prefer-robust-stmts, require-concurrent-index-creation, prefer-bigint-over-int
 -- (why: the file runs in one transaction, where CONCURRENTLY cannot run and IF NOT EXISTS would only
 --  hide a bad state; every table it indexes is created empty by the file itself; the INT columns count
@@ -91,7 +98,9 @@ CREATE TABLE walltrack.change_approvals (
     CONSTRAINT chk_change_approvals_decision CHECK (decision IN ('approve', 'reject')),
     CONSTRAINT chk_change_approvals_comment CHECK (char_length(comment) <= 2000)
 );
-COMMENT ON TABLE walltrack.change_approvals IS 'Each person''s decision on a change request (V14); one per person.';
+-- One decision per person: 'Bob' and 'bob ' are the same person, as everywhere a requester meets an approver.
+CREATE UNIQUE INDEX uq_change_approvals_person ON walltrack.change_approvals (request_id, lower(btrim(approver)));
+COMMENT ON TABLE walltrack.change_approvals IS 'Each person''s decision on a change request (V14); one per person (names compared case-insensitively, trimmed).';
 
 -- ---------- break glass ----------
 
@@ -152,7 +161,8 @@ CREATE TABLE walltrack.change_events (
     CONSTRAINT chk_change_events_kind CHECK (kind IN (
         'policy_changed', 'request_created', 'request_approved', 'request_rejected', 'request_voided',
         'request_applied', 'activated', 'rolled_back', 'break_glass', 'schedule_created', 'schedule_cancelled',
-        'schedule_executed', 'schedule_failed', 'schedule_missed', 'client_stale')),
+        'schedule_executed', 'schedule_failed', 'schedule_missed', 'client_stale', 'webhook_added',
+        'webhook_removed')),
     CONSTRAINT chk_change_events_payload CHECK (jsonb_typeof(payload) = 'object')
 );
 CREATE INDEX idx_change_events_kind ON walltrack.change_events (kind, seq);
@@ -248,6 +258,29 @@ $$;
 CREATE FUNCTION walltrack.change_actor(actor TEXT) RETURNS TEXT
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT left(coalesce(nullif(actor, ''), walltrack.config_actor()), 100)
+$$;
+
+-- The actor is declared, so the database user vouches for it: requesting, approving, rejecting and cancelling
+-- a change of a domain takes what activating it takes, UPDATE on its config table (schedules: at run time too).
+-- Called by the SECURITY DEFINER front doors, where session_user is still whoever logged in.
+CREATE FUNCTION walltrack.require_activation_privilege(tbl REGCLASS, doing TEXT) RETURNS VOID
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT has_table_privilege(session_user, tbl, 'UPDATE') THEN
+        RAISE EXCEPTION 'database user % may not activate % (no UPDATE privilege on it), so cannot %',
+            session_user, tbl, doing
+            USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Connect as a database user that may edit and activate this domain''s config.';
+    END IF;
+END;
+$$;
+
+-- The host of a webhook URL, lower-cased, without user info or port: what events say of a webhook (the rest
+-- of a URL, its path, query or user info, may hold a token).
+CREATE FUNCTION walltrack.webhook_url_host(url TEXT) RETURNS TEXT
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT lower(regexp_replace(regexp_replace(substring(url FROM '^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)'),
+                                               '^.*@', ''), ':[0-9]*$', ''))
 $$;
 
 -- One event; only this file's functions and triggers call it (EXECUTE revoked from PUBLIC).
@@ -350,7 +383,7 @@ DECLARE
     short_id TEXT := left(OLD.id::text, 8);
     required INT;
     given INT;
-    open_request RECORD;
+    open_request walltrack.change_requests;
 BEGIN
     IF TG_TABLE_SCHEMA <> 'walltrack' OR TG_TABLE_NAME NOT IN ('trading_config', 'scoring_config', 'discovery_config',
                                                                 'cluster_config', 'risk_config', 'exit_config', 'api_config') THEN
@@ -365,10 +398,17 @@ BEGIN
                WHERE g.txid = txid_current() AND g.config_table = TG_TABLE_NAME AND g.config_id = OLD.id) THEN
         RETURN NEW;
     END IF;
-    SELECT r.id, r.version, r.settings_hash, r.requested_by INTO open_request
+    -- The request locked FOR SHARE: an approval or a rejection (they lock it FOR UPDATE) in progress is waited
+    -- for, and none can start until this transaction ends. Then read again, as it is now: a rejection committed
+    -- while this waited leaves no pending request, and the approvals counted below are those committed.
+    SELECT r.* INTO open_request
     FROM walltrack.change_requests AS r
-    WHERE r.config_table = TG_TABLE_NAME AND r.config_id = OLD.id AND r.status = 'pending';
-    IF NOT FOUND OR open_request.version <> OLD.version
+    WHERE r.config_table = TG_TABLE_NAME AND r.config_id = OLD.id AND r.status = 'pending'
+    FOR SHARE;
+    IF FOUND THEN
+        SELECT r.* INTO open_request FROM walltrack.change_requests AS r WHERE r.id = open_request.id;
+    END IF;
+    IF open_request.id IS NULL OR open_request.status <> 'pending' OR open_request.version <> OLD.version
        OR open_request.settings_hash <> walltrack.config_settings_hash_of(to_jsonb(OLD)) THEN
         RAISE EXCEPTION '% needs % approval% before draft % v% goes live: no approved request for v%',
             row_domain, required, CASE WHEN required = 1 THEN '' ELSE 's' END, short_id, OLD.version, OLD.version
@@ -377,8 +417,10 @@ BEGIN
                           'operator%s approve%s it (walltrack-config approve REQUEST).', row_domain, short_id, required,
                           CASE WHEN required = 1 THEN '' ELSE 's' END, CASE WHEN required = 1 THEN 's' ELSE '' END);
     END IF;
-    SELECT count(*) INTO given FROM walltrack.change_approvals AS a
-    WHERE a.request_id = open_request.id AND a.decision = 'approve' AND a.approver <> open_request.requested_by;
+    -- People, not spellings: 'Bob' and 'bob' count once, and neither is 'BOB ' who asked.
+    SELECT count(DISTINCT lower(btrim(a.approver))) INTO given FROM walltrack.change_approvals AS a
+    WHERE a.request_id = open_request.id AND a.decision = 'approve'
+      AND lower(btrim(a.approver)) <> lower(btrim(open_request.requested_by));
     IF given < required THEN
         RAISE EXCEPTION '% needs % approval% before draft % v% goes live: % given (request % pending)',
             row_domain, required, CASE WHEN required = 1 THEN '' ELSE 's' END, short_id, OLD.version, given,
@@ -568,6 +610,7 @@ BEGIN
     IF problem IS NOT NULL THEN
         RAISE EXCEPTION 'reason %', problem USING ERRCODE = 'invalid_parameter_value', COLUMN = 'reason';
     END IF;
+    PERFORM walltrack.require_activation_privilege(tbl, 'request its activation');
     row_status := walltrack.config_lock_row(tbl, draft_id);
     IF row_status <> 'draft' THEN
         RAISE EXCEPTION 'row % of % is %, only a draft needs approval', draft_id, tbl, row_status USING ERRCODE = 'WT001',
@@ -629,8 +672,28 @@ BEGIN
 END;
 $$;
 
+-- The domain of a request, for the privilege check made before its row is locked (a role that may not
+-- decide cannot hold the lock either); WT003 when there is no such request.
+CREATE FUNCTION walltrack.change_request_domain(request_id UUID) RETURNS TEXT
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    found_domain TEXT;
+BEGIN
+    IF request_id IS NULL THEN
+        RAISE EXCEPTION 'request_id is required' USING ERRCODE = 'invalid_parameter_value', COLUMN = 'request_id';
+    END IF;
+    SELECT r.domain INTO found_domain FROM walltrack.change_requests AS r WHERE r.id = change_request_domain.request_id;
+    IF found_domain IS NULL THEN
+        RAISE EXCEPTION 'no change request %', request_id USING ERRCODE = 'WT003',
+            HINT = 'List the requests (walltrack-config requests) to find the id.';
+    END IF;
+    RETURN found_domain;
+END;
+$$;
+
 -- One approval by the declared actor, not the requester; a second by the same person changes nothing.
--- Returns how many distinct people approved it now.
+-- Names are compared case-insensitively and trimmed: 'Alice' cannot approve what 'alice' asked, and 'Bob' and
+-- 'bob' are one approver. Returns how many distinct people approved it now.
 CREATE FUNCTION walltrack.approve_request(request_id UUID, actor TEXT, comment TEXT DEFAULT NULL)
 RETURNS INT LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -642,18 +705,22 @@ BEGIN
     IF char_length(comment) > 2000 THEN
         RAISE EXCEPTION 'comment must be at most 2000 characters' USING ERRCODE = 'invalid_parameter_value', COLUMN = 'comment';
     END IF;
+    PERFORM walltrack.require_activation_privilege(
+        walltrack.config_table(walltrack.change_request_domain(request_id)), 'approve its change requests');
     req := walltrack.lock_pending_request(request_id);
-    IF who = req.requested_by THEN
+    IF lower(btrim(who)) = lower(btrim(req.requested_by)) THEN
         RAISE EXCEPTION '% requested %, and cannot approve their own request', who, req.id USING ERRCODE = 'WT001',
             HINT = 'Another operator approves it.';
     END IF;
-    SELECT a.decision INTO already FROM walltrack.change_approvals AS a WHERE a.request_id = req.id AND a.approver = who;
+    SELECT a.decision INTO already FROM walltrack.change_approvals AS a
+    WHERE a.request_id = req.id AND lower(btrim(a.approver)) = lower(btrim(who));
     IF already IS NULL THEN
         INSERT INTO walltrack.change_approvals (request_id, approver, db_user, decision, comment)
         VALUES (req.id, who, session_user, 'approve', nullif(comment, ''));
     END IF;
-    SELECT count(*) INTO given FROM walltrack.change_approvals AS a
-    WHERE a.request_id = req.id AND a.decision = 'approve' AND a.approver <> req.requested_by;
+    SELECT count(DISTINCT lower(btrim(a.approver))) INTO given FROM walltrack.change_approvals AS a
+    WHERE a.request_id = req.id AND a.decision = 'approve'
+      AND lower(btrim(a.approver)) <> lower(btrim(req.requested_by));
     IF already IS NULL THEN
         PERFORM walltrack.record_change_event('request_approved', req.domain, req.id,
             jsonb_build_object('domain', req.domain, 'request', req.id, 'id', req.config_id, 'version', req.version,
@@ -676,10 +743,12 @@ BEGIN
     IF problem IS NOT NULL THEN
         RAISE EXCEPTION 'comment %: say why it is rejected', problem USING ERRCODE = 'invalid_parameter_value', COLUMN = 'comment';
     END IF;
+    PERFORM walltrack.require_activation_privilege(
+        walltrack.config_table(walltrack.change_request_domain(request_id)), 'reject its change requests');
     req := walltrack.lock_pending_request(request_id);
     UPDATE walltrack.change_approvals AS a
     SET decision = 'reject', comment = reject_request.comment, db_user = session_user, at = statement_timestamp()
-    WHERE a.request_id = req.id AND a.approver = who;
+    WHERE a.request_id = req.id AND lower(btrim(a.approver)) = lower(btrim(who));
     IF NOT FOUND THEN
         INSERT INTO walltrack.change_approvals (request_id, approver, db_user, decision, comment)
         VALUES (req.id, who, session_user, 'reject', reject_request.comment);
@@ -757,10 +826,7 @@ BEGIN
         RAISE EXCEPTION 'reason %', problem USING ERRCODE = 'invalid_parameter_value', COLUMN = 'reason';
     END IF;
     -- It runs later as the owner: only a database user that may activate now may schedule.
-    IF NOT has_table_privilege(session_user, tbl, 'UPDATE') THEN
-        RAISE EXCEPTION 'database user % may not activate %, so cannot schedule an activation', session_user, tbl
-            USING ERRCODE = 'insufficient_privilege';
-    END IF;
+    PERFORM walltrack.require_activation_privilege(tbl, 'schedule its activation');
     row_status := walltrack.config_lock_row(tbl, draft_id);
     IF row_status <> 'draft' THEN
         RAISE EXCEPTION 'row % of % is %, only a draft can be scheduled', draft_id, tbl, row_status USING ERRCODE = 'WT001',
@@ -797,11 +863,14 @@ BEGIN
     IF char_length(reason) > 2000 THEN
         RAISE EXCEPTION 'reason must be at most 2000 characters' USING ERRCODE = 'invalid_parameter_value', COLUMN = 'reason';
     END IF;
-    SELECT s.* INTO this_row FROM walltrack.activation_schedules AS s WHERE s.id = schedule_id FOR UPDATE;
+    -- Checked before the row is locked: a role that may not cancel cannot hold the schedule up either.
+    SELECT s.* INTO this_row FROM walltrack.activation_schedules AS s WHERE s.id = schedule_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no schedule %', schedule_id USING ERRCODE = 'WT003',
             HINT = 'List the schedules (walltrack-config schedule list) to find the id.';
     END IF;
+    PERFORM walltrack.require_activation_privilege(walltrack.config_table(this_row.domain), 'cancel its schedules');
+    SELECT s.* INTO this_row FROM walltrack.activation_schedules AS s WHERE s.id = schedule_id FOR UPDATE;
     IF this_row.status <> 'pending' THEN
         RAISE EXCEPTION 'schedule % is %, only a pending one can be cancelled', schedule_id, this_row.status
             USING ERRCODE = 'WT001', HINT = 'It ran or ended already: nothing to cancel.';
@@ -818,6 +887,10 @@ $$;
 
 -- Every due pending schedule, each claimed FOR UPDATE SKIP LOCKED (so once, whatever the number of runners),
 -- each in a subtransaction: older than grace, missed; else activated (gated like any activation), or failed.
+-- One no longer pending when its turn comes (an earlier one of this run activated its draft, which cancelled
+-- it) is skipped. A transient error (a lock not available, a serialization failure, a deadlock, a cancel or
+-- timeout) leaves it pending, to be run again by the next run while within the grace, and is returned with
+-- status pending; a cancel or timeout also ends this run (what it did so far stays done).
 CREATE FUNCTION walltrack.run_due_schedules(grace INTERVAL DEFAULT '5 minutes', runner TEXT DEFAULT NULL)
 RETURNS TABLE (id UUID, domain TEXT, status TEXT, outcome TEXT)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -829,8 +902,10 @@ DECLARE
     saved_reason TEXT;
     current_hash TEXT;
     activation BIGINT;
+    status_now TEXT;
     result_status TEXT;
     result_outcome TEXT;
+    stopping BOOLEAN := false;
 BEGIN
     IF grace IS NULL OR grace < interval '0' THEN
         RAISE EXCEPTION 'grace must be an interval of 0 or more, not %', coalesce(grace::text, 'null')
@@ -849,6 +924,11 @@ BEGIN
         ORDER BY s.run_at, s.id
         FOR UPDATE SKIP LOCKED
     LOOP
+        -- As it is now, not as the loop's query saw it: this run may have cancelled it since.
+        SELECT s.status INTO status_now FROM walltrack.activation_schedules AS s WHERE s.id = due.id;
+        IF status_now IS DISTINCT FROM 'pending' THEN
+            CONTINUE;
+        END IF;
         IF due.run_at < clock_timestamp() - grace THEN
             result_status := 'missed';
             result_outcome := format('due at %s, more than %s before it could run; not activated', due.run_at, grace);
@@ -871,12 +951,29 @@ BEGIN
                 result_status := 'done';
                 result_outcome := format('activated v%s (activation %s)', due.version, activation);
                 PERFORM set_config('walltrack.running_schedule', '', true);
-            EXCEPTION WHEN OTHERS THEN
-                result_status := 'failed';
-                result_outcome := left(SQLERRM, 2000);
+            EXCEPTION
+                WHEN lock_not_available OR serialization_failure OR deadlock_detected OR query_canceled THEN
+                    -- Transient: nothing of it happened (the subtransaction is undone); it stays pending.
+                    result_status := 'pending';
+                    result_outcome := left(format('left pending, to be run again (%s): %s', SQLSTATE, SQLERRM), 2000);
+                    stopping := SQLSTATE = '57014';
+                WHEN OTHERS THEN
+                    result_status := 'failed';
+                    result_outcome := left(SQLERRM, 2000);
             END;
             PERFORM set_config('walltrack.actor', saved_actor, true);
             PERFORM set_config('walltrack.reason', saved_reason, true);
+        END IF;
+        IF result_status = 'pending' THEN
+            id := due.id;
+            domain := due.domain;
+            status := result_status;
+            outcome := result_outcome;
+            RETURN NEXT;
+            IF stopping THEN
+                RETURN;
+            END IF;
+            CONTINUE;
         END IF;
         UPDATE walltrack.activation_schedules AS s
         SET status = result_status, outcome = result_outcome, finished_at = clock_timestamp(), finished_by = who
@@ -928,12 +1025,16 @@ $$;
 
 -- ---------- webhooks ----------
 
+-- Adding and removing one are events (webhook_added, webhook_removed) that say its name, the host of its URL,
+-- its events and format: never its secret nor the rest of its URL (a path or query may hold a token). The one
+-- added or removed gets no delivery of its own event.
 CREATE FUNCTION walltrack.add_webhook(name TEXT, url TEXT, events TEXT[], secret TEXT, format TEXT, actor TEXT)
 RETURNS UUID LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     kinds TEXT[] := ARRAY['policy_changed', 'request_created', 'request_approved', 'request_rejected', 'request_voided',
                           'request_applied', 'activated', 'rolled_back', 'break_glass', 'schedule_created',
-                          'schedule_cancelled', 'schedule_executed', 'schedule_failed', 'schedule_missed', 'client_stale'];
+                          'schedule_cancelled', 'schedule_executed', 'schedule_failed', 'schedule_missed', 'client_stale',
+                          'webhook_added', 'webhook_removed'];
     the_name TEXT := add_webhook.name;
     the_url TEXT := add_webhook.url;
     the_events TEXT[] := add_webhook.events;
@@ -941,7 +1042,8 @@ DECLARE
     the_format TEXT := add_webhook.format;
     who TEXT := walltrack.change_actor(actor);
     unknown TEXT;
-    new_id UUID;
+    new_id UUID := gen_random_uuid();
+    kept_events TEXT[];
 BEGIN
     IF the_name IS NULL OR the_name !~ '^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$' THEN
         RAISE EXCEPTION 'name must be 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit'
@@ -971,11 +1073,14 @@ BEGIN
             USING ERRCODE = 'unique_violation', CONSTRAINT = 'uq_webhooks_name',
             HINT = 'Remove it first, or choose another name.';
     END IF;
-    INSERT INTO walltrack_auth.webhooks (name, url, events, secret, format, created_by)
-    VALUES (the_name, the_url,
-            ARRAY(SELECT u.e FROM unnest(the_events) WITH ORDINALITY AS u(e, n) GROUP BY u.e ORDER BY min(u.n)),
-            the_secret, the_format, who)
-    RETURNING id INTO new_id;
+    kept_events := ARRAY(SELECT u.e FROM unnest(the_events) WITH ORDINALITY AS u(e, n) GROUP BY u.e ORDER BY min(u.n));
+    -- The event first, so its deliveries go to the webhooks there were already.
+    PERFORM walltrack.record_change_event('webhook_added', NULL, new_id,
+        jsonb_build_object('domain', NULL, 'webhook', new_id, 'name', the_name,
+                           'host', walltrack.webhook_url_host(the_url), 'events', to_jsonb(kept_events),
+                           'format', the_format), who);
+    INSERT INTO walltrack_auth.webhooks (id, name, url, events, secret, format, created_by)
+    VALUES (new_id, the_name, the_url, kept_events, the_secret, the_format, who);
     RETURN new_id;
 END;
 $$;
@@ -985,19 +1090,24 @@ CREATE FUNCTION walltrack.remove_webhook(name TEXT, actor TEXT)
 RETURNS VOID LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     who TEXT := walltrack.change_actor(actor);
-    gone UUID;
+    gone walltrack_auth.webhooks;
 BEGIN
     IF remove_webhook.name IS NULL THEN
         RAISE EXCEPTION 'name is required' USING ERRCODE = 'invalid_parameter_value', COLUMN = 'name';
     END IF;
-    DELETE FROM walltrack_auth.webhooks AS w WHERE lower(w.name) = lower(remove_webhook.name) RETURNING w.id INTO gone;
-    IF gone IS NULL THEN
+    DELETE FROM walltrack_auth.webhooks AS w WHERE lower(w.name) = lower(remove_webhook.name) RETURNING w.* INTO gone;
+    IF gone.id IS NULL THEN
         RAISE EXCEPTION 'no webhook named %', quote_literal(remove_webhook.name) USING ERRCODE = 'WT003',
             HINT = 'List the webhooks (walltrack-config webhook list) to find the name.';
     END IF;
     UPDATE walltrack.webhook_deliveries AS d
     SET status = 'failed', last_error = 'the webhook was removed by ' || who
-    WHERE d.webhook_id = gone AND d.status = 'pending';
+    WHERE d.webhook_id = gone.id AND d.status = 'pending';
+    -- After it is gone: its deliveries go to the webhooks that remain.
+    PERFORM walltrack.record_change_event('webhook_removed', NULL, gone.id,
+        jsonb_build_object('domain', NULL, 'webhook', gone.id, 'name', gone.name,
+                           'host', walltrack.webhook_url_host(gone.url), 'events', to_jsonb(gone.events),
+                           'format', gone.format), who);
 END;
 $$;
 
@@ -1094,6 +1204,7 @@ BEGIN
         SELECT p.oid::regprocedure FROM pg_proc AS p
         WHERE p.pronamespace = 'walltrack'::regnamespace AND p.proowner::regrole::text <> owner_name
           AND p.proname IN ('config_settings_hash_of', 'config_settings_hash', 'change_text_problem', 'change_actor',
+                            'require_activation_privilege', 'webhook_url_host', 'change_request_domain',
                             'record_change_event', 'refuse_direct_change_write', 'fan_out_change_event',
                             'gate_config_activation', 'record_config_live_event', 'void_changes_of_draft',
                             'set_approval_policy', 'request_activation', 'lock_pending_request', 'approve_request',
@@ -1135,6 +1246,8 @@ GRANT SELECT ON walltrack.approval_policies, walltrack.change_requests, walltrac
 -- Internals and trigger functions: nobody attaches the owner's writers to a table of their own, nor calls
 -- the event writer (EXECUTE is checked when a trigger is created; the triggers keep firing for everyone).
 REVOKE ALL ON FUNCTION walltrack.record_change_event(TEXT, TEXT, UUID, JSONB, TEXT),
+    walltrack.require_activation_privilege(REGCLASS, TEXT), walltrack.webhook_url_host(TEXT),
+    walltrack.change_request_domain(UUID),
     walltrack.lock_pending_request(UUID), walltrack.fan_out_change_event(), walltrack.gate_config_activation(),
     walltrack.record_config_live_event(), walltrack.void_changes_of_draft(), walltrack.refuse_direct_change_write()
     FROM PUBLIC;

@@ -143,6 +143,44 @@ def add_webhook(conn: psycopg.Connection, name: str, events: list[str]) -> UUID:
     ).fetchone()[0]
 
 
+def events_of(conn: psycopg.Connection, after: int = 0) -> list[tuple[str, UUID | None]]:
+    """(kind, subject) of the events after a seq."""
+    return conn.execute("SELECT kind, subject FROM walltrack.change_events WHERE seq > %s ORDER BY seq",
+                        [after]).fetchall()
+
+
+def reader_role(conn: psycopg.Connection, url: str, make_role) -> str:
+    """A role that may read the config tables (as bots do) and nothing else."""
+    role = make_role(url, prefix="wt_bot")
+    grant(conn, role, "GRANT USAGE ON SCHEMA walltrack TO {role}")
+    grant(conn, role, f"GRANT SELECT ON {', '.join(TABLES)} TO {{role}}")
+    return role
+
+
+def wait_for_lock(conn: psycopg.Connection, pid: int, timeout: float = 10.0) -> None:
+    """Until the backend `pid` waits for a lock."""
+    deadline = time.monotonic() + timeout
+    while conn.execute("SELECT wait_event_type IS DISTINCT FROM 'Lock' FROM pg_stat_activity WHERE pid = %s",
+                       [pid]).fetchone()[0]:
+        assert time.monotonic() < deadline, f"backend {pid} never waited for a lock"
+        time.sleep(0.02)
+
+
+def in_thread(target) -> tuple[threading.Thread, list[Any]]:
+    """`target()` started in a thread; the list gets what it returned or raised."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(target())
+        except BaseException as exc:  # reported by the caller
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
 # -- the gate ---------------------------------------------------------------------------------------------------------
 
 
@@ -261,6 +299,130 @@ def test_two_approvals_by_the_same_actor_count_once(conn):
     assert approve(conn, request_id, "carol") == 2
     activate(conn, row_id, version)
     assert status_of(conn, row_id) == "active"
+
+
+def test_the_requester_is_the_requester_whatever_the_case_and_blanks(conn):
+    set_policy(conn, 1)
+    row_id, version = draft(conn)
+    request_id = request(conn, row_id, version, actor="Alice")
+    for approver in ("alice", "ALICE", " alice "):
+        refused(conn, "SELECT walltrack.approve_request(%s, %s)", [request_id, approver], sqlstate="WT001",
+                match="cannot approve their own request")
+    refused(conn, "SELECT walltrack.activate_config('risk', %s, %s, 'alice')", [row_id, version],
+            sqlstate="WT005", match="0 given")
+    assert approve(conn, request_id, "bob") == 1
+    activate(conn, row_id, version)
+    assert request_status(conn, request_id) == "applied"
+
+
+def test_approvers_differing_only_by_case_count_once(conn):
+    set_policy(conn, 2)
+    row_id, version = draft(conn)
+    request_id = request(conn, row_id, version)
+    assert approve(conn, request_id, "Bob") == 1
+    before = last_seq(conn)
+    assert approve(conn, request_id, "bob") == 1
+    assert approve(conn, request_id, " BOB ") == 1
+    assert kinds(conn, before) == []  # the same person: nothing new
+    assert conn.execute(
+        "SELECT approver FROM walltrack.change_approvals WHERE request_id = %s", [request_id]
+    ).fetchall() == [("Bob",)]
+    refused(conn, "SELECT walltrack.activate_config('risk', %s, %s, 'alice')", [row_id, version],
+            sqlstate="WT005", match="1 given")
+    assert approve(conn, request_id, "carol") == 2
+    activate(conn, row_id, version)
+    assert status_of(conn, row_id) == "active"
+
+
+def test_a_rejection_by_an_approver_in_another_case_replaces_their_approval(conn):
+    set_policy(conn, 1)
+    row_id, version = draft(conn)
+    request_id = request(conn, row_id, version)
+    approve(conn, request_id, "Bob")
+    conn.execute("SELECT walltrack.reject_request(%s, 'bob', 'changed my mind')", [request_id])
+    assert conn.execute(
+        "SELECT approver, decision, comment FROM walltrack.change_approvals WHERE request_id = %s", [request_id]
+    ).fetchall() == [("Bob", "reject", "changed my mind")]
+
+
+def test_a_role_that_may_only_read_cannot_request_approve_reject_or_cancel(conn, migrated_db, make_role):
+    set_policy(conn, 1)
+    row_id, version = draft(conn)
+    request_id = request(conn, row_id, version)
+    other, other_version = draft(conn)
+    schedule_id = schedule(conn, other, other_version, "now() + interval '1 hour'")
+    bot = reader_role(conn, migrated_db, make_role)
+    grant(conn, bot, "GRANT UPDATE ON walltrack.exit_config TO {role}")  # another domain's: no help for risk
+    attempts = (
+        ("SELECT walltrack.request_activation('risk', %s, %s, 'mallory', 'let me')", [other, other_version],
+         "request its activation"),
+        ("SELECT walltrack.approve_request(%s, 'bob')", [request_id], "approve its change requests"),
+        ("SELECT walltrack.approve_request(%s, 'carol', 'ok')", [request_id], "approve its change requests"),
+        ("SELECT walltrack.reject_request(%s, 'bob', 'no')", [request_id], "reject its change requests"),
+        ("SELECT walltrack.cancel_schedule(%s, 'bob', 'no')", [schedule_id], "cancel its schedules"),
+        ("SELECT walltrack.schedule_activation('risk', %s, %s, now(), 'bob', 'x')", [other, other_version],
+         "schedule its activation"),
+    )
+    before = state(conn)
+    with as_role(migrated_db, bot) as theirs:
+        for statement, args, doing in attempts:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege) as err:
+                theirs.execute(statement, args)
+            assert f"database user {bot} may not activate walltrack.risk_config" in str(err.value), err.value
+            assert f"so cannot {doing}" in str(err.value), err.value
+        # Refused before any lock was taken: nothing of theirs holds the request or the schedule.
+        assert theirs.execute("SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'tuple'"
+                              ).fetchone()[0] == 0
+    assert state(conn) == before
+    assert request_status(conn, request_id) == "pending"
+    assert schedule_row(conn, schedule_id) == ("pending", None)
+    # With what activating takes, the same role may.
+    grant(conn, bot, "GRANT UPDATE ON walltrack.risk_config TO {role}")
+    with as_role(migrated_db, bot) as theirs:
+        assert theirs.execute("SELECT walltrack.approve_request(%s, 'bob')", [request_id]).fetchone()[0] == 1
+        theirs.execute("SELECT walltrack.cancel_schedule(%s, 'bob')", [schedule_id])
+    assert conn.execute(
+        "SELECT approver, db_user FROM walltrack.change_approvals WHERE request_id = %s", [request_id]
+    ).fetchall() == [("bob", bot)]
+    assert schedule_row(conn, schedule_id)[0] == "cancelled"
+
+
+def test_a_rejection_in_progress_holds_the_activation_which_is_then_refused(conn, migrated_db):
+    set_policy(conn, 1)
+    row_id, version = draft(conn)
+    request_id = request(conn, row_id, version)
+    approve(conn, request_id, "bob")
+    with psycopg.connect(migrated_db) as rejecter, psycopg.connect(migrated_db, autocommit=True) as activator:
+        rejecter.execute("SELECT walltrack.reject_request(%s, 'carol', 'wait, no')", [request_id])  # not committed
+        pid = activator.execute("SELECT pg_backend_pid()").fetchone()[0]
+        thread, outcome = in_thread(lambda: activate(activator, row_id, version))
+        wait_for_lock(conn, pid)  # in the gate, on the request
+        assert status_of(conn, row_id) == "draft"
+        rejecter.commit()
+        thread.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], psycopg.Error), outcome
+    assert outcome[0].sqlstate == "WT005" and f"no approved request for v{version}" in str(outcome[0])
+    assert status_of(conn, row_id) == "draft"
+    assert request_status(conn, request_id) == "rejected"
+    assert "activated" not in kinds(conn)
+
+
+def test_an_activation_in_progress_holds_a_rejection_which_then_finds_it_applied(conn, migrated_db):
+    set_policy(conn, 1)
+    row_id, version = draft(conn)
+    request_id = request(conn, row_id, version)
+    approve(conn, request_id, "bob")
+    with psycopg.connect(migrated_db) as activator, psycopg.connect(migrated_db, autocommit=True) as rejecter:
+        activate(activator, row_id, version)  # not committed: the gate holds the request FOR SHARE
+        pid = rejecter.execute("SELECT pg_backend_pid()").fetchone()[0]
+        thread, outcome = in_thread(lambda: rejecter.execute(
+            "SELECT walltrack.reject_request(%s, 'carol', 'too late')", [request_id]))
+        wait_for_lock(conn, pid)
+        activator.commit()
+        thread.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], psycopg.Error), outcome
+    assert outcome[0].sqlstate == "WT001" and "is applied, not pending" in str(outcome[0])
+    assert status_of(conn, row_id) == "active" and request_status(conn, request_id) == "applied"
 
 
 def test_a_second_request_while_one_is_pending_is_refused(conn):
@@ -584,6 +746,66 @@ def test_only_a_role_that_may_activate_may_schedule(conn, migrated_db, make_role
     assert conn.execute("SELECT count(*) FROM walltrack.activation_schedules").fetchone()[0] == 0
 
 
+def test_two_due_schedules_of_one_draft_one_runs_the_other_is_cancelled(conn):
+    row_id, version = draft(conn)
+    first = schedule(conn, row_id, version)
+    second = schedule(conn, row_id, version)
+    before = last_seq(conn)
+    ran = conn.execute("SELECT * FROM walltrack.run_due_schedules(runner => 'cron')").fetchall()
+    assert [r[:3] for r in ran] == [(first, "risk", "done")]  # the second is no longer due: not returned
+    assert status_of(conn, row_id) == "active"
+    assert schedule_row(conn, first)[0] == "done"
+    status, outcome = schedule_row(conn, second)
+    assert status == "cancelled" and outcome.startswith("the draft went live otherwise"), outcome
+    happened = events_of(conn, before)
+    assert happened.count(("schedule_executed", first)) == 1 and happened.count(("schedule_cancelled", second)) == 1
+    assert [s for k, s in happened if k.startswith("schedule_")] == [second, first]
+    assert "schedule_failed" not in {k for k, _ in happened}
+    assert conn.execute("SELECT * FROM walltrack.run_due_schedules()").fetchall() == []
+
+
+def test_a_schedule_whose_draft_is_locked_stays_pending_and_runs_next_time(conn, migrated_db):
+    row_id, version = draft(conn)
+    schedule_id = schedule(conn, row_id, version)
+    before = last_seq(conn)
+    with psycopg.connect(migrated_db) as holder, psycopg.connect(migrated_db, autocommit=True) as runner:
+        holder.execute("SELECT FROM walltrack.risk_config WHERE id = %s FOR UPDATE", [row_id])
+        runner.execute("SET lock_timeout = '200ms'")
+        (ran,) = runner.execute("SELECT * FROM walltrack.run_due_schedules()").fetchall()
+        assert ran[:3] == (schedule_id, "risk", "pending")
+        assert "55P03" in ran[3] and "to be run again" in ran[3], ran
+        holder.rollback()
+        assert conn.execute(
+            "SELECT status, outcome, finished_at FROM walltrack.activation_schedules WHERE id = %s", [schedule_id]
+        ).fetchone() == ("pending", None, None)
+        assert kinds(conn, before) == []  # nothing failed, nothing activated
+        assert status_of(conn, row_id) == "draft"
+        (ran,) = runner.execute("SELECT * FROM walltrack.run_due_schedules()").fetchall()
+    assert ran[:3] == (schedule_id, "risk", "done")
+    assert status_of(conn, row_id) == "active"
+    assert kinds(conn, before).count("schedule_executed") == 1
+
+
+def test_a_runner_cancelled_mid_run_leaves_that_schedule_and_the_rest_pending(conn, migrated_db):
+    locked, locked_version = draft(conn)
+    stuck = schedule(conn, locked, locked_version)
+    free, free_version = draft(conn, domain="exit")
+    later = conn.execute(
+        "SELECT walltrack.schedule_activation('exit', %s, %s, now(), 'alice', 'x')", [free, free_version]
+    ).fetchone()[0]
+    with psycopg.connect(migrated_db) as holder, psycopg.connect(migrated_db, autocommit=True) as runner:
+        holder.execute("SELECT FROM walltrack.risk_config WHERE id = %s FOR UPDATE", [locked])
+        runner.execute("SET statement_timeout = '300ms'")
+        ran = runner.execute("SELECT * FROM walltrack.run_due_schedules()").fetchall()
+        holder.rollback()
+    assert [r[:3] for r in ran] == [(stuck, "risk", "pending")] and "57014" in ran[0][3], ran
+    assert schedule_row(conn, stuck) == ("pending", None)
+    assert schedule_row(conn, later) == ("pending", None)  # the run ended there
+    assert (status_of(conn, locked), status_of(conn, free, "exit")) == ("draft", "draft")
+    ran = conn.execute("SELECT * FROM walltrack.run_due_schedules()").fetchall()
+    assert sorted(r[2] for r in ran) == ["done", "done"]
+
+
 # -- events and webhooks --------------------------------------------------------------------------------------------
 
 
@@ -686,6 +908,59 @@ def test_removing_a_webhook_keeps_its_deliveries_and_fails_the_pending_ones(conn
         ("gone", "failed")]
     set_policy(conn, 2)
     assert conn.execute("SELECT count(*) FROM walltrack.webhook_deliveries").fetchone()[0] == 1
+
+
+def test_adding_and_removing_a_webhook_are_events_without_its_secret_or_url(conn):
+    watcher = add_webhook(conn, "watcher", ["webhook_added", "webhook_removed"])
+    (kind, subject, actor, payload), = conn.execute(
+        "SELECT kind, subject, actor, payload FROM walltrack.change_events").fetchall()
+    assert (kind, subject, actor) == ("webhook_added", watcher, "root")
+    assert payload == {"domain": None, "webhook": str(watcher), "name": "watcher", "host": "hooks.example",
+                       "events": ["webhook_added", "webhook_removed"], "format": "json"}
+    assert conn.execute("SELECT count(*) FROM walltrack.webhook_deliveries").fetchone()[0] == 0  # not its own
+    secret = "an0ther-s3cret-s3cret"
+    url = "https://ops:pa55word@Chat.Example.COM:8443/services/T0KEN-IN-PATH?key=qu3ry-t0ken#frag"
+    before = last_seq(conn)
+    chat = conn.execute("SELECT walltrack.add_webhook('chat', %s, '{*,*,activated}', %s, 'slack', 'Root')",
+                        [url, secret]).fetchone()[0]
+    conn.execute("SELECT walltrack.remove_webhook('CHAT', 'root2')")
+    added, removed = conn.execute(
+        "SELECT kind, subject, actor, domain, payload FROM walltrack.change_events WHERE seq > %s ORDER BY seq",
+        [before]).fetchall()
+    said = {"domain": None, "webhook": str(chat), "name": "chat", "host": "chat.example.com",
+            "events": ["*", "activated"], "format": "slack"}
+    assert added == ("webhook_added", chat, "Root", None, said)
+    assert removed == ("webhook_removed", chat, "root2", None, said)
+    # Neither the events nor the payloads the watcher is sent hold a secret or any of the URL but its host.
+    logged = conn.execute("SELECT string_agg(to_jsonb(e)::text, ' ') FROM walltrack.change_events e").fetchone()[0]
+    sent = conn.execute("SELECT array_agg(d.payload ORDER BY d.event_seq) FROM walltrack.claim_deliveries(10) d "
+                        "WHERE d.webhook_id = %s", [watcher]).fetchone()[0]
+    assert sent == [said, said]
+    for hidden in (secret, SECRET, "pa55word", "T0KEN-IN-PATH", "qu3ry-t0ken", "services", "8443", "frag"):
+        assert hidden not in logged, hidden
+    # The watcher got both; the one added got nothing of its own, before its removal failed it.
+    assert conn.execute(
+        "SELECT webhook_name, kind FROM walltrack.webhook_deliveries ORDER BY id").fetchall() == [
+        ("watcher", "webhook_added"), ("watcher", "webhook_removed")]
+
+
+def test_the_host_of_a_webhook_url(conn):
+    for url, host in (("https://hooks.example/x", "hooks.example"),
+                      ("http://User:Token@Host.Example:8080/a/b?c=d", "host.example"),
+                      ("https://a@b@c.example", "c.example"),
+                      ("http://[::1]:9000/x", "[::1]"),
+                      ("https://only.example?token=x", "only.example"),
+                      ("https://frag.example#x@y", "frag.example")):
+        assert conn.execute("SELECT walltrack.webhook_url_host(%s)", [url]).fetchone()[0] == host, url
+
+
+def test_webhook_kinds_are_subscribable_and_listed(conn):
+    hook = add_webhook(conn, "meta", ["webhook_removed"])
+    assert conn.execute("SELECT events FROM walltrack_auth.webhooks WHERE id = %s", [hook]).fetchone()[0] == [
+        "webhook_removed"]
+    err = refused(conn, "SELECT walltrack.add_webhook('x', 'https://x.example', '{nope}', repeat('s', 16), 'json', '')",
+                  sqlstate="22023", column="events")
+    assert "client_stale, webhook_added, webhook_removed" in str(err)
 
 
 def test_stale_fleet_clients_are_noted_once(conn):

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from conftest import run_cli
 from test_cli import assert_one_line_error
@@ -264,7 +267,7 @@ def test_activate_at_schedules_and_schedule_run_makes_it_live_when_due(wtc):
     nothing = wtc("--json", "schedule", "run")
     if datetime.now(UTC) >= datetime.fromisoformat(at):
         pytest.skip("this machine took longer than the 3 s lead between scheduling and the first run")
-    assert as_json(nothing) == {"schedules": [], "stale": 0, "deliveries": 0}
+    assert as_json(nothing) == {"schedules": [], "stale": 0, "deliveries": 0, "errors": []}
     assert live(wtc)["id"] != draft["id"]
 
     time.sleep(max(0.0, (datetime.fromisoformat(at) - datetime.now(UTC)).total_seconds()) + 0.3)
@@ -300,13 +303,48 @@ def test_schedule_cancel(wtc):
         ("tomorrow", 2, "not an ISO 8601 time"),
         ("2020-01-01T00:00:00Z", 1, "not in the future"),
         ("2999-01-01T00:00:00Z", 1, "more than 366 days ahead"),
+        # At the ends of what Python's datetime holds, in UTC or in this machine's zone: refused, never a crash.
+        ("0001-01-01T00:00+01:00", 2, "out of range"),
+        ("9999-12-31T23:59-01:00", 2, "out of range"),
+        ("9999-12-31T23:59:59+00:00", 1, "more than 366 days ahead"),
+        ("0001-01-01T00:00:00Z", 1, "not in the future"),
     ],
 )
 def test_activate_at_refuses_a_time_without_zone_or_in_the_past(wtc, at, code, needle):
     edited_draft(wtc)
     before = state(wtc.url)
     done = wtc("activate", "risk", "--at", at, "--reason", "x", "--yes")
-    assert done.returncode == code and needle in done.stderr and "Traceback" not in done.stderr, done.stderr
+    if "time zone" in needle or "ISO 8601" in needle:  # a usage error: with the usage line, as click has it
+        assert done.returncode == code and needle in done.stderr and "Traceback" not in done.stderr, done.stderr
+    else:
+        assert_one_line_error(done, code, needle)
+    assert state(wtc.url) == before
+
+
+@pytest.fixture
+def east_of_utc(monkeypatch):
+    """This process's local time zone UTC+14 (Kiritimati), where 9999-12-31T23:00Z is in year 10000."""
+    monkeypatch.setenv("TZ", "Pacific/Kiritimati")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_moment_shows_a_time_the_local_zone_cannot_hold_in_its_own(east_of_utc):
+    from walltrack_config.cli.schedules import moment
+
+    assert moment(datetime(2026, 12, 1, 10, 0, tzinfo=UTC)) == "2026-12-02T00:00:00+14:00"
+    assert moment(datetime(9999, 12, 31, 23, 0, tzinfo=UTC)) == "9999-12-31T23:00:00+00:00"
+    assert moment(None) == ""
+
+
+def test_activate_at_the_end_of_time_is_refused_in_one_line_east_of_utc(wtc, east_of_utc):
+    edited_draft(wtc)
+    before = state(wtc.url)
+    for at in ("9999-12-31T23:00:00Z", "9999-12-31T12:00:00-11:00"):
+        done = wtc("activate", "risk", "--at", at, "--reason", "x", "--yes")
+        assert_one_line_error(done, 1, "more than 366 days ahead", "9999-12-31T23:00:00")
     assert state(wtc.url) == before
 
 
@@ -317,6 +355,47 @@ def test_activate_at_needs_a_reason_and_no_wait(wtc):
     assert wtc("activate", "risk", "--at", "2027-01-01T00:00:00Z", "--reason", "x", "--yes",
                "--wait-applied").returncode == 2
     assert state(wtc.url) == before
+
+
+@pytest.fixture
+def runner_role(server, wtc):
+    """A LOGIN role that may run risk's schedules (UPDATE on risk_config) but not send webhook deliveries (no
+    EXECUTE on claim_deliveries: only the owner and whom it grants have it); its connection string."""
+    name = f"wt_runner_{uuid.uuid4().hex[:12]}"
+    role = sql.Identifier(name)
+    with psycopg.connect(server.admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+    with psycopg.connect(wtc.url, autocommit=True) as owner:
+        owner.execute(sql.SQL("GRANT USAGE ON SCHEMA walltrack, walltrack_auth TO {}").format(role))
+        owner.execute(sql.SQL("GRANT SELECT, UPDATE ON walltrack.risk_config TO {}").format(role))
+    yield make_conninfo(wtc.url, user=name)
+    with psycopg.connect(wtc.url, autocommit=True) as owner:
+        owner.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(role))
+        owner.execute(sql.SQL("DROP OWNED BY {}").format(role))
+    with psycopg.connect(server.admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
+
+
+def test_schedule_run_prints_what_ran_before_a_failure_to_send_the_deliveries(wtc, runner_role):
+    draft = edited_draft(wtc)
+    at = soon(3)
+    made = as_json(wtc("--json", "activate", "risk", "--at", at, "--reason", "tonight", "--yes"))
+    time.sleep(max(0.0, (datetime.fromisoformat(at) - datetime.now(UTC)).total_seconds()) + 0.3)
+    ran = run_cli("--database-url", runner_role, "--actor", "cron", "schedule", "run")
+    assert "Traceback" not in ran.stderr
+    assert f"schedule {made['id']} (risk): done" in ran.stdout  # what ran, first
+    assert "1 due schedule(s) run; 0 client(s) newly stale; 0 webhook deliveries attempted" in ran.stdout
+    [said] = ran.stderr.strip().splitlines()
+    assert said.startswith("error: sending webhook deliveries failed: database: ") and "claim_deliveries" in said
+    assert ran.returncode == 2  # the database's refusal, as any command's
+    assert live(wtc)["id"] == draft["id"]
+
+    again = run_cli("--database-url", runner_role, "--json", "schedule", "run")
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    reported = json.loads(again.stdout)
+    assert (reported["schedules"], reported["stale"], reported["deliveries"]) == ([], 0, 0)
+    [error] = reported["errors"]
+    assert error.startswith("sending webhook deliveries failed: database: ") and "claim_deliveries" in error
 
 
 def test_schedule_run_grace_is_checked(wtc):
@@ -360,7 +439,32 @@ def test_webhook_add_refuses_bad_input_and_writes_nothing(wtc):
     assert "short" not in short.stderr.replace("secret", "")
     assert_one_line_error(wtc("webhook", "add", "h", "ftp://x.invalid/", "--events", "*"), 1)
     assert_one_line_error(wtc("webhook", "add", "bad name", "https://x.invalid/", "--events", "*"), 1)
+    for url in ("http://[::1", "https:///token-in-a-path", "http://x.invalid/a b"):
+        refused = wtc("webhook", "add", "h", url, "--events", "*")
+        assert_one_line_error(refused, 1, "url")
+        assert url not in refused.stderr  # never quoted: a webhook's URL may be a credential
+    assert wtc("webhook", "add", "h", "--events", "*").returncode == 2  # no URL
+    both = wtc("webhook", "add", "h", "https://x.invalid/", "--events", "*", "--url-stdin", input="https://y/\n")
+    assert both.returncode == 2 and "--url-stdin" in both.stderr
+    assert_one_line_error(wtc("webhook", "add", "h", "--events", "*", "--url-stdin", input=""), 1, "url")
+    assert_one_line_error(wtc("webhook", "add", "h", "--events", "*", "--url-stdin", input="http://[::1\n"), 1, "url")
     assert state(wtc.url) == before
+
+
+def test_webhook_add_reads_the_url_from_stdin_then_the_secret(wtc):
+    token_url = "https://hooks.slack.example/services/T000/B000/credential-in-the-url"
+    done = wtc("--json", "webhook", "add", "chat", "--events", "activated", "--format", "slack", "--url-stdin",
+               input=token_url + "\n")
+    hook = as_json(done)
+    assert hook["url"] == token_url and len(hook["secret"]) >= 16
+    assert "credential-in-the-url" not in done.stderr
+    mine = wtc("webhook", "add", "mine", "--events", "*", "--url-stdin", "--secret-stdin",
+               input=f"  http://127.0.0.1:1/x \r\n{SECRET}\n")
+    assert ok(mine) == "" and SECRET not in mine.stderr
+    listed = {h["name"]: h for h in as_json(wtc("--json", "webhook", "list"))}
+    assert (listed["chat"]["url"], listed["mine"]["url"]) == (token_url, "http://127.0.0.1:1/x")
+    with psycopg.connect(wtc.url) as conn:
+        assert conn.execute("SELECT secret FROM walltrack_auth.webhooks WHERE name = 'mine'").fetchone() == (SECRET,)
 
 
 def test_schedule_run_sends_the_deliveries_and_webhook_deliveries_lists_them(wtc):
@@ -380,6 +484,20 @@ def test_schedule_run_sends_the_deliveries_and_webhook_deliveries_lists_them(wtc
     text = ok(wtc("webhook", "deliveries"))
     assert "receiver" in text and "policy_changed" in text and "succeeded" in text
     assert wtc("webhook", "deliveries", "--status", "lost").returncode == 2
+
+
+def test_the_last_answer_says_the_status_once():
+    from walltrack_config.cli.webhooks import _answer
+    from walltrack_config.webhooks import Delivery
+
+    def answered(status: int | None, error: str | None) -> str:
+        return _answer(Delivery(1, "ops", "activated", 1, "pending", 1, status, error, datetime.now(UTC), None, None))
+
+    assert answered(503, "HTTP 503") == "HTTP 503"
+    assert answered(302, "HTTP 302 (redirects are not followed)") == "HTTP 302 (redirects are not followed)"
+    assert answered(200, None) == "HTTP 200"
+    assert answered(None, "ConnectError") == "ConnectError"
+    assert answered(None, None) == ""
 
 
 def test_commands_say_when_there_is_nothing(wtc):

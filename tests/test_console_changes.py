@@ -335,6 +335,11 @@ def test_an_operator_schedules_a_draft_from_the_activate_page_and_cancels_it(api
             ({"run_at": "tomorrow", "reason": "x"}, 422, "Give the date and time"),
             ({"run_at": minute, "reason": " "}, 422, "Say why"),
             ({"run_at": "2001-01-01T00:00", "reason": "too late"}, 422, "Nothing was scheduled"),
+            # At the ends of what Python's datetime holds: refused on the page, never a 500.
+            ({"run_at": "0001-01-01T00:00+01:00", "reason": "x"}, 422, "Give the date and time"),
+            ({"run_at": "9999-12-31T23:59-01:00", "reason": "x"}, 422, "Give the date and time"),
+            ({"run_at": "9999-12-31T23:59", "reason": "x"}, 422, "Nothing was scheduled"),
+            ({"run_at": "0001-01-01T00:00", "reason": "x"}, 422, "Nothing was scheduled"),
             ({"run_at": minute, "reason": "x", "version": "1"}, 409, "nothing was scheduled")):
         answer = post_form(olga, confirm, action, typed)
         assert answer.status_code == status, (typed, answer.status_code, answer.text[:400])

@@ -554,3 +554,25 @@ def test_the_rounds_stop_with_the_server(migrated_db: str):
         background = api.app.state.server.background
         assert wait_until(lambda: background.running and min(background.rounds.values()) >= 1, timeout=5)
     assert not background.running
+
+
+def test_a_stopping_server_cuts_off_the_delivery_under_way_and_begins_no_other(migrated_db: str):
+    secret = "stop-" + uuid.uuid4().hex
+    with receiving(secret, delay=3.0) as receiver:  # each answer 3 s late: 15 s for a batch of five
+        with psycopg.connect(migrated_db, autocommit=True) as conn:
+            webhooks.add(conn, "slow", receiver.url, events=["policy_changed"], secret=secret, actor="tests")
+            for domain in ("risk", "exit", "trading", "cluster", "api"):
+                changes.set_policy(conn, domain, 1, actor="tests")
+        rounds = Background(lambda: psycopg.connect(migrated_db, autocommit=True),
+                            ServerSettings(url=migrated_db, background_interval=30.0), runner="tests")
+        rounds.start()
+        assert wait_until(lambda: receiver.received, timeout=5), "nothing was sent"
+        started = time.monotonic()
+        rounds.stop()
+        took = time.monotonic() - started
+    assert not rounds.running
+    assert took < 1.5, took  # not the 3 s of the answer under way, nor the 10 s stop() waits at most
+    assert len(receiver.received) == 1
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        # The one cut off is not counted: it and the four never begun come due again for the next server.
+        assert sorted((d.status, d.attempts) for d in webhooks.deliveries(conn)) == [("pending", 0)] * 5

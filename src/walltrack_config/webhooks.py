@@ -5,15 +5,24 @@ sending happens later, outside any change, by `Sender.send_due` (the server's ba
 `walltrack-config schedule run`), so a receiver that is down never blocks or undoes a change. A failed attempt
 is retried with exponential backoff, up to 8 attempts. Secrets live in walltrack_auth.webhooks (readable by the
 owner only): one is shown once when the webhook is added, and never logged, listed or put in an error.
+
+An attempt has a hard deadline (`Sender.timeout`, 5 s), whatever the receiver does: httpx's timeouts are per step
+(each read of a socket may wait that long), so a receiver dripping its answer a byte at a time would hold a send
+for as long as it likes. A watchdog shuts the attempt's connection down at the deadline instead, which ends
+whatever step it is in (the TLS handshake, a write, a read); the one step out of its reach is resolving the
+receiver's host name, which the system's resolver bounds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import logging
 import secrets
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
@@ -36,11 +45,16 @@ WEBHOOKS, DELIVERIES = "walltrack_auth.webhooks", "walltrack.webhook_deliveries"
 FORMATS = ("json", "slack", "discord")
 KINDS = ("policy_changed", "request_created", "request_approved", "request_rejected", "request_voided",
          "request_applied", "activated", "rolled_back", "break_glass", "schedule_created", "schedule_cancelled",
-         "schedule_executed", "schedule_failed", "schedule_missed", "client_stale")
+         "schedule_executed", "schedule_failed", "schedule_missed", "client_stale", "webhook_added",
+         "webhook_removed")
 STATUSES = ("pending", "succeeded", "failed")
 LEASE = 60.0  # seconds claim_deliveries keeps a claimed delivery from other senders
 MAX_RETRY = 300.0  # seconds: the longest wait between two attempts
 MAX_TEXT = 1900  # characters of a slack or discord message (discord refuses over 2000)
+MAX_URL = 2000  # characters of a webhook's URL (V14's limit)
+WATCH_POLL = 0.05  # seconds between two looks of an attempt's watchdog at whether the sender is stopping
+
+Stop = threading.Event | Callable[[], bool]
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,9 @@ def add(conn: psycopg.Connection[Any], name: str, url: str, *, events: Iterable[
     problems = []
     if not wanted or any(e not in (*KINDS, "*") for e in wanted):
         problems.append(FieldError("events", f"each one of {', '.join(KINDS)}, or '*'"))
+    url_problem = check_url(url)
+    if url_problem is not None:
+        problems.append(FieldError("url", url_problem))
     if format not in FORMATS:
         problems.append(FieldError("format", f"one of {', '.join(FORMATS)}"))
     if secret is not None and not (isinstance(secret, str) and 16 <= len(secret) <= 200):
@@ -107,6 +124,27 @@ def add(conn: psycopg.Connection[Any], name: str, url: str, *, events: Iterable[
         made = conn.execute("SELECT walltrack.add_webhook(%s, %s, %s, %s, %s, %s)",
                             [name, url, wanted, secret, format, actor]).fetchone()
     return next(w for w in webhooks(conn) if made is not None and w.id == made[0]), secret
+
+
+def check_url(url: object) -> str | None:
+    """Why `url` cannot be a webhook's address (None: it can): an absolute http or https URL with a host, at
+    most 2000 characters, no white space. The reason never quotes the URL, which may be a credential (Slack's and
+    Discord's are)."""
+    if not isinstance(url, str) or not url:
+        return "required: an http:// or https:// address"
+    if len(url) > MAX_URL:
+        return f"at most {MAX_URL} characters"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "no spaces or control characters"
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "not a valid URL"
+    if parsed.scheme not in ("http", "https"):
+        return "must start with http:// or https://"
+    if not parsed.host:
+        return "must name a host, as in https://hooks.example.com/walltrack"
+    return None
 
 
 def remove(conn: psycopg.Connection[Any], name: str, *, actor: str) -> None:
@@ -182,7 +220,7 @@ def summary(kind: str, payload: Mapping[str, Any]) -> str:
     if value("version") is not None:
         parts.append(f"v{value('version')}")
     ids = [str(value("id"))[:8]] if value("id") else []
-    ids += [f"{key} {str(value(key))[:8]}" for key in ("request", "schedule", "client") if value(key)]
+    ids += [f"{key} {str(value(key))[:8]}" for key in ("request", "schedule", "client", "webhook") if value(key)]
     if ids:
         parts.append(f"({', '.join(ids)})")
     who = value("approver") or value("by") or value("scheduled_by")
@@ -194,6 +232,15 @@ def summary(kind: str, payload: Mapping[str, Any]) -> str:
         parts.append(f"{value('approvals')}/{value('required')} approvals")
     if value("run_at"):
         parts.append(f"at {value('run_at')}")
+    if kind in ("webhook_added", "webhook_removed"):  # its host, never its URL: the rest may be a credential
+        if value("host"):
+            parts.append(f"to {value('host')}")
+        if value("format"):
+            parts.append(f"({value('format')})")
+        heard = value("events")
+        if heard:
+            heard = heard if isinstance(heard, list) else [heard]
+            parts.append("hearing " + ", ".join("every event" if e == "*" else str(e) for e in heard))
     said = [str(value(key)) for key in ("reason", "comment", "why", "outcome") if value(key)]
     text = " ".join(parts) + (f": {'; '.join(said)}" if said else "")
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
@@ -223,10 +270,104 @@ class _Claim(NamedTuple):
         return f"_Claim(id={self.id}, kind={self.kind!r}, attempts={self.attempts})"
 
 
+class DeadlineExceeded(Exception):
+    """An attempt outlived its deadline (`Sender.timeout`): the receiver took too long to answer, all steps told."""
+
+
+class _Stopped(Exception):
+    """The sender was told to stop during an attempt: it is not counted (the delivery comes due again)."""
+
+
+def _stopping(stop: Stop | None) -> Callable[[], bool]:
+    if stop is None:
+        return lambda: False
+    if isinstance(stop, threading.Event):
+        return stop.is_set
+    return stop
+
+
+class _Watch:
+    """One attempt's hard deadline. A thread of its own waits for it (or for the sender to be told to stop) and
+    then shuts the attempt's connection down, which ends any step under way, however slowly the receiver
+    drips. The connection is found through httpx's `trace` extension as it is made; the watch keeps a duplicate
+    of its socket (shutting one down ends the connection itself), so it never touches a descriptor another part
+    of the process may have been given since."""
+
+    def __init__(self, deadline: float, stopping: Callable[[], bool]) -> None:
+        self.deadline, self._stopping = deadline, stopping
+        self.expired = self.stopped = False
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="walltrack-webhook-deadline", daemon=True)
+
+    def __enter__(self) -> _Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            if self._stopping():
+                return self._cut(stopped=True)
+            left = self.left()
+            if left <= 0:
+                return self._cut(stopped=False)
+            self._done.wait(min(left, WATCH_POLL))
+
+    def _cut(self, *, stopped: bool) -> None:
+        with self._lock:
+            if self._done.is_set():
+                return
+            self.stopped, self.expired = stopped, not stopped
+            for sock in self._sockets:
+                _shut(sock)
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """httpx's trace hook: note each new connection's socket; refuse to begin a step once it is too late."""
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            raw = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(raw, socket.socket):
+                try:
+                    mine = raw.dup()
+                except OSError:
+                    return
+                with self._lock:
+                    self._sockets.append(mine)
+                    if self.expired or self.stopped:
+                        _shut(mine)
+        elif event.endswith(".started") and any(step in event for step in _STEPS):
+            # Only a step towards the receiver: closing (and cleaning up after an error) must go on.
+            if self.stopped:
+                raise _Stopped
+            if self.expired or self.left() <= 0:
+                raise DeadlineExceeded
+
+
+_STEPS = ("connect_tcp", "start_tls", "send_request", "receive_response")  # httpcore's trace names of them
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # closed already, or never connected
+        sock.shutdown(socket.SHUT_RDWR)
+
+
 class Sender:
     """Sends due deliveries with httpx: used by the server loop and `schedule run`.
 
     `connect` lends a connection for a moment (a pool's `connection`), so none is held while a receiver answers.
+    `timeout` is each attempt's deadline, all of it: connecting, sending and the receiver's answer.
     """
 
     def __init__(self, connect: Callable[[], AbstractContextManager[psycopg.Connection[Any]]], *,
@@ -235,7 +376,10 @@ class Sender:
 
         self._connect, self.timeout, self.retry_base = connect, timeout, retry_base
         self._own = client is None
-        self._client = client if client is not None else httpx.Client(timeout=timeout, follow_redirects=False)
+        # No connection is kept for the next attempt: each one's is made under its own watch (a kept one would be
+        # out of the watchdog's reach, and a receiver's connection has nothing to share with the next's anyway).
+        self._client = client if client is not None else httpx.Client(
+            timeout=timeout, follow_redirects=False, limits=httpx.Limits(max_keepalive_connections=0))
         self.user_agent = f"walltrack-config/{__version__}"
 
     def close(self) -> None:
@@ -248,10 +392,16 @@ class Sender:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def send_due(self, limit: int = 20) -> int:
+    def send_due(self, limit: int = 20, *, stop: Stop | None = None) -> int:
         """Claim up to `limit` due deliveries, send each, record each outcome: how many were attempted.
 
-        A receiver's failure is recorded, never raised; a database error is (DatabaseUnavailable)."""
+        `stop` (an Event, or a callable saying whether to stop) ends the sending early: no attempt begins once it
+        is set, and the one under way is cut off, not counted. What was claimed and not attempted comes due again
+        when its lease runs out. A receiver's failure is recorded, never raised; a database error is
+        (DatabaseUnavailable)."""
+        stopping = _stopping(stop)
+        if stopping():
+            return 0
         query = ("SELECT id, webhook_id, url, secret, format, kind, event_seq, payload, at, attempts"
                  " FROM walltrack.claim_deliveries(%s)")
         with translated(DELIVERIES), self._connect() as conn, conn.transaction():
@@ -260,47 +410,52 @@ class Sender:
         for claim in claimed:
             # Past half the lease, the rest are left to come due again (no attempt counted) rather than sent
             # while another sender may claim them too.
-            if time.monotonic() - started > LEASE / 2:
+            if stopping() or time.monotonic() - started > LEASE / 2:
                 break
-            outcomes.append(self._attempt(claim))
+            outcome = self._attempt(claim, stopping)
+            if outcome is None:  # stopped during it
+                break
+            outcomes.append(outcome)
         if outcomes:
             with translated(DELIVERIES), self._connect() as conn, conn.transaction():
                 for outcome in outcomes:
                     conn.execute("SELECT walltrack.finish_delivery(%s, %s, %s, %s, %s)", list(outcome))
         return len(outcomes)
 
-    def _attempt(self, claim: _Claim) -> tuple[int, bool, int | None, str | None, timedelta]:
+    def _attempt(self, claim: _Claim, stopping: Callable[[], bool] = lambda: False
+                 ) -> tuple[int, bool, int | None, str | None, timedelta] | None:
+        """One attempt's outcome, as finish_delivery takes it; None when the sender was told to stop meanwhile.
+
+        What is recorded of a failure is only its kind (the exception's class name, or the HTTP status): last_error
+        is readable by every role, and an HTTP library's message may hold parts of the URL, itself a credential."""
         retry = backoff(claim.attempts + 1, self.retry_base)
-        try:
-            body = json.dumps(render(claim.format, claim.kind, claim.payload, claim.at, seq=claim.event_seq),
-                              ensure_ascii=False, separators=(",", ":")).encode()
-            timestamp = int(time.time())
-            headers = {"Content-Type": "application/json", "User-Agent": self.user_agent,
-                       "X-Walltrack-Event": claim.kind, "X-Walltrack-Delivery": str(claim.id),
-                       "X-Walltrack-Timestamp": str(timestamp),
-                       "X-Walltrack-Signature": sign(claim.secret, timestamp, body)}
-            # Streamed and closed unread: a receiver's answer is its status, however large its body.
-            with self._client.stream("POST", claim.url, content=body, headers=headers, timeout=self.timeout,
-                                     follow_redirects=False) as response:
-                status = response.status_code
-        except Exception as exc:  # whatever the receiver's side did, it is this attempt's failure, not the loop's
-            error = _described(exc, claim, self.timeout)
-            log.info("webhook delivery %s (%s) failed: %s", claim.id, claim.kind, error)
-            return claim.id, False, None, error, retry
+        status: int | None = None
+        with _Watch(time.monotonic() + self.timeout, stopping) as watch:
+            try:
+                body = json.dumps(render(claim.format, claim.kind, claim.payload, claim.at, seq=claim.event_seq),
+                                  ensure_ascii=False, separators=(",", ":")).encode()
+                timestamp = int(time.time())
+                headers = {"Content-Type": "application/json", "User-Agent": self.user_agent,
+                           "X-Walltrack-Event": claim.kind, "X-Walltrack-Delivery": str(claim.id),
+                           "X-Walltrack-Timestamp": str(timestamp),
+                           "X-Walltrack-Signature": sign(claim.secret, timestamp, body)}
+                # No step may take longer than what is left; the watch ends the attempt at its deadline anyway.
+                # Streamed and closed unread: a receiver's answer is its status, however large its body.
+                with self._client.stream("POST", claim.url, content=body, headers=headers,
+                                         timeout=httpx.Timeout(max(watch.left(), 0.001)), follow_redirects=False,
+                                         extensions={"trace": watch.trace}) as response:
+                    status = response.status_code
+            except Exception as exc:  # whatever the receiver's side did, it is this attempt's failure, not the loop's
+                if status is None:  # else the receiver answered, and only closing its answer failed
+                    if watch.stopped or isinstance(exc, _Stopped):
+                        return None
+                    error = DeadlineExceeded.__name__ if watch.expired else type(exc).__name__
+                    log.info("webhook delivery %s (%s) failed: %s", claim.id, claim.kind, error)
+                    return claim.id, False, None, error, retry
+        if status is None:  # pragma: no cover - the request either answered or raised
+            return None
         if 200 <= status < 300:
             return claim.id, True, status, None, retry
         error = f"HTTP {status}" + (" (redirects are not followed)" if 300 <= status < 400 else "")
         log.info("webhook delivery %s (%s) refused: %s", claim.id, claim.kind, error)
         return claim.id, False, status, error, retry
-
-
-def _described(exc: Exception, claim: _Claim, timeout: float) -> str:
-    """What went wrong, for last_error (readable by every role): never the secret nor the URL (which may hold a
-    token, as Slack's do)."""
-    if isinstance(exc, httpx.TimeoutException):
-        text = f"timed out after {timeout:g} s ({type(exc).__name__})"
-    else:
-        text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-    for hidden in (claim.secret, claim.url):
-        text = text.replace(hidden, "…") if hidden else text
-    return text[:500]

@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (imported to register their commands on the app)
     config,
     db,
     edit,
+    exchange,
     fleet,
     principals,
     schedules,

@@ -9,11 +9,12 @@ for approvals needs an approved request for the draft by then.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..errors import UsageError
 from .app import Options, schedule_app
 from .changes import connect_changes, short
 
@@ -39,6 +40,11 @@ def parse_at(text: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise typer.BadParameter(f"{text!r} has no time zone, and a guess could be hours off; add one: Z for UTC "
                                  f"({AT_EXAMPLE}) or an offset (+01:00)", param_hint="--at")
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC, 9999-12-31T23:59-01:00 in year 10000
+        raise UsageError(f"--at {text.strip()[:40]!r} is out of range: in UTC it falls outside the years 1 to "
+                         f"9999; give a time within the next {MAX_AHEAD.days} days, such as {AT_EXAMPLE}") from None
     return moment
 
 
@@ -55,8 +61,16 @@ def parse_grace(text: str) -> timedelta:
 
 
 def moment(value: datetime | None) -> str:
-    """A time as an operator can act on it anywhere: ISO 8601 with the zone, to the second."""
-    return value.astimezone().isoformat(timespec="seconds") if value else ""
+    """A time as an operator can act on it anywhere: ISO 8601 with the zone, to the second (in this machine's
+    zone; in UTC where that falls outside the years 1 to 9999, as 9999-12-31T23:00Z does east of UTC)."""
+    if value is None:
+        return ""
+    for zone in (None, UTC):
+        try:
+            return value.astimezone(zone).isoformat(timespec="seconds")
+        except OverflowError:
+            continue
+    return value.isoformat(timespec="seconds")
 
 
 def schedule_line(s: Schedule) -> str:
@@ -113,7 +127,10 @@ def schedule_run(
 ) -> None:
     """Run the due schedules, note newly stale clients, send due webhook deliveries: once, for cron.
 
-    Exit 1 when a schedule failed or was missed (its draft did not go live); what ran is printed either way.
+    Exit 1 when a schedule failed or was missed (its draft did not go live); what ran is printed either way. When
+    noting the clients or sending the deliveries fails (say, a role without EXECUTE on claim_deliveries), the
+    schedules that ran are still printed, then the failure, and the exit code is the larger of 1 (a schedule
+    failed) and the failure's own (2 for the database's).
     """
     from .. import events, webhooks
     from .. import schedules as core
@@ -121,26 +138,63 @@ def schedule_run(
 
     opts: Options = ctx.obj
     late = parse_grace(grace)
+    step_errors = _step_errors()
+    failed: list[tuple[str, Exception]] = []  # the steps after the schedules' that failed, and why
+    stale: int | None = None
     with connect_changes(opts) as conn:
         ran = core.run_due(conn, grace=late, runner=opts.actor)
-        stale = events.note_stale(conn)
+        # Those ran, each in its own transaction: nothing below may hide that.
+        try:
+            stale = events.note_stale(conn)
+        except step_errors as exc:
+            failed.append(("noting stale clients", exc))
     sent = 0
-    with webhooks.Sender(lambda: connect_changes(opts)) as sender:
-        for _ in range(SEND_ROUNDS):
-            batch = sender.send_due(SEND_BATCH)
-            sent += batch
-            if batch < SEND_BATCH:
-                break
+    try:
+        with webhooks.Sender(lambda: connect_changes(opts)) as sender:
+            for _ in range(SEND_ROUNDS):
+                batch = sender.send_due(SEND_BATCH)
+                sent += batch
+                if batch < SEND_BATCH:
+                    break
+    except step_errors as exc:
+        failed.append(("sending webhook deliveries", exc))
+    problems = [(what, *_failure(exc)) for what, exc in failed]
     if opts.json:
-        render.emit_json({"schedules": [r.json() for r in ran], "stale": stale, "deliveries": sent})
+        render.emit_json({"schedules": [r.json() for r in ran], "stale": stale, "deliveries": sent,
+                          "errors": [f"{what} failed: {said}" for what, said, _ in problems]})
     else:
+        noted = "stale clients not noted" if stale is None else f"{stale} client(s) newly stale"
         render.lines(*(f"schedule {r.id} ({r.domain}): {r.status}" + (f": {r.outcome}" if r.outcome else "")
                        for r in ran),
                      f"{f'{len(ran)} due schedule(s) run' if ran else 'no schedule was due'}; "
-                     f"{stale} client(s) newly stale; {sent} webhook deliveries attempted")
+                     f"{noted}; {sent} webhook deliveries attempted")
+    code = 0
     bad = [r for r in ran if r.status in ("failed", "missed")]
     if bad:
         render.lines(f"error: {len(bad)} scheduled activation(s) did not go live: "
                      + "; ".join(f"{short(r.id)} ({r.domain}) {r.status}" for r in bad), stderr=True)
-        raise typer.Exit(1)
+        code = 1
+    for what, said, exit_code in problems:
+        render.lines(f"error: {what} failed: {said}", stderr=True)
+        code = max(code, exit_code)
+    if code:
+        raise typer.Exit(code)
 
+
+def _step_errors() -> tuple[type[Exception], ...]:
+    import psycopg
+
+    from ..errors import ConfigError
+
+    return ConfigError, psycopg.Error
+
+
+
+def _failure(exc: Exception) -> tuple[str, int]:
+    """A failed step in one line and its exit code, as the CLI's entry point would have put it."""
+    from ..errors import ConfigError
+    from .render import visible
+
+    if isinstance(exc, ConfigError):
+        return visible(" ".join(str(exc).split())), exc.exit_code
+    return f"database: {visible(' '.join(str(exc).split()))}", 2

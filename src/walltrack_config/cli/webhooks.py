@@ -2,7 +2,8 @@
 
 Thin wrappers over walltrack_config.webhooks. A webhook's secret (what its deliveries are signed with) is shown
 once, when it is added, as a token is; `list` never shows it. A secret of one's own is read from stdin
-(--secret-stdin), never from an argument, where other users of the machine and the shell's history would see it.
+(--secret-stdin), never from an argument, where other users of the machine and the shell's history would see it;
+so may the URL be (--url-stdin), since Slack's and Discord's are credentials too.
 """
 
 from __future__ import annotations
@@ -51,25 +52,38 @@ def parse_events(text: str) -> list[str]:
 def webhook_add(
     ctx: typer.Context,
     name: HookNameArg,
-    url: Annotated[str, typer.Argument(metavar="URL", help="http:// or https:// address to POST to.",
-                                       show_default=False)],
     events: Annotated[str, typer.Option(metavar="KINDS", show_default=False,
                                         help="Event kinds, comma-separated (request_created,activated), or '*'.")],
+    url: Annotated[str | None, typer.Argument(metavar="[URL]", show_default=False,
+                                              help="http:// or https:// address to POST to (or --url-stdin).")
+                   ] = None,
     format: Annotated[HookFormat, typer.Option("--format", help=f"The body: {one_of(HookFormat)}.")
                       ] = HookFormat.JSON,
+    url_stdin: Annotated[bool, typer.Option("--url-stdin", help="Read the URL as the first line of stdin, out of "
+                                                                "the process list and the shell's history (a Slack "
+                                                                "or Discord URL is a credential).")] = False,
     secret_stdin: Annotated[bool, typer.Option("--secret-stdin", help="Read the signing secret (16-200 characters) "
-                                                                      "as one line of stdin; default: generated.")
+                                                                      "as one line of stdin (after the URL, with "
+                                                                      "--url-stdin); default: generated.")
                             ] = False,
 ) -> None:
     """Add a webhook; prints its signing secret once (generated unless --secret-stdin), never shown again."""
     from .. import webhooks
+    from ..errors import FieldError, InvalidValue
     from . import render
 
     opts: Options = ctx.obj
     kinds = parse_events(events)
+    if (url is None) == (not url_stdin):
+        raise typer.BadParameter("give the URL as an argument or on stdin with --url-stdin (not both)",
+                                 param_hint="URL")
+    address = sys.stdin.readline().strip() if url_stdin else url or ""
     secret = sys.stdin.readline().removesuffix("\n").removesuffix("\r") if secret_stdin else None
+    problem = webhooks.check_url(address)
+    if problem is not None:  # before connecting; the reason never quotes the URL
+        raise InvalidValue(webhooks.WEBHOOKS, [FieldError("url", problem)])
     with connect_changes(opts) as conn:
-        hook, signing = webhooks.add(conn, name, url, events=kinds, secret=secret, format=format.value,
+        hook, signing = webhooks.add(conn, name, address, events=kinds, secret=secret, format=format.value,
                                      actor=opts.actor)
     if opts.json:
         render.emit_json(hook.json() | ({} if secret_stdin else {"secret": signing}))
@@ -142,6 +156,10 @@ def webhook_deliveries(
 
 
 def _answer(d: Delivery) -> str:
+    """The last answer: its HTTP status, or the kind of failure (ConnectError, DeadlineExceeded, ...)."""
     if d.last_status is not None:
-        return f"HTTP {d.last_status}" + (f": {d.last_error}" if d.last_error else "")
+        said = f"HTTP {d.last_status}"
+        if d.last_error and d.last_error.startswith(said):  # as the sender records a refusal: said once
+            return d.last_error
+        return said + (f": {d.last_error}" if d.last_error else "")
     return d.last_error or ""

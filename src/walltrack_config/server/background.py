@@ -11,7 +11,8 @@ Each round, every `background_interval` seconds and at once when the database no
   never send one at the same time.
 
 Webhooks have a thread of their own: a receiver that takes its whole timeout to answer must not hold back a
-scheduled activation. The first round runs as the server starts, so schedules that came due while no server
+scheduled activation; and a stopping server does not wait for it either (the delivery under way is cut off,
+uncounted, and comes due again). The first round runs as the server starts, so schedules that came due while no server
 ran are run (or marked missed) at once. A step that fails is logged (once while it keeps failing with the
 same message, never with a webhook's URL or secret) and tried again the next round: nothing here ends a thread
 but the server stopping.
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("walltrack_config.server")
 
 CHANNEL = "walltrack_changes"  # V14 notifies it with each event's sequence number
-BATCH = 5  # deliveries claimed at once: a stopping server waits for at most these to be sent
+BATCH = 5  # deliveries claimed at once (a stopping server cuts the one being sent off and leaves the rest)
 MIN_GAP = 0.02  # seconds between two rounds, however many notifications come
 
 Connect = Callable[[], AbstractContextManager["psycopg.Connection[Any]"]]
@@ -80,7 +81,8 @@ class Background:
             woken.set()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """End both loops; a round under way finishes first (a delivery being sent waits for its answer)."""
+        """End both loops. A round under way finishes its step first, but for the webhooks: the delivery being
+        sent is cut off (not counted; it comes due again) and no other is begun."""
         self._stop.set()
         self.wake()
         for thread in self._threads:
@@ -120,7 +122,8 @@ class Background:
         if sender is None:
             return
         while not self._stop.is_set():
-            sent = self._step("sending webhook deliveries", lambda: sender.send_due(BATCH), secret=True)
+            sent = self._step("sending webhook deliveries", lambda: sender.send_due(BATCH, stop=self._stop),
+                              secret=True)
             if not isinstance(sent, int) or sent < BATCH:
                 return
 

@@ -146,14 +146,15 @@ def _edited_since(draft: ConfigRow, version: int, what: str) -> str:
 
 
 def _utc(text: str) -> datetime | None:
-    """A datetime-local input's value (no zone: read as UTC, as every time on these pages is), or None."""
+    """A datetime-local input's value (no zone: read as UTC, as every time on these pages is), or None: also for
+    a time with an offset that puts it outside the years 1 to 9999 in UTC (0001-01-01T00:00+01:00)."""
     if not text or len(text) > 40:
         return None
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @router.post("/domains/{domain}/drafts/{row_id}/schedule")
