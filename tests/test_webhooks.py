@@ -7,6 +7,7 @@ listed, logged or put in an error, and what is recorded of a failure is only its
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 import threading
@@ -214,6 +215,20 @@ def test_a_receiver_failing_twice_gets_one_delivery_after_three_signed_attempts(
     assert abs(int(first.headers["X-Walltrack-Timestamp"]) - time.time()) < 60
     assert first.json["kind"] == "policy_changed" and first.json["domain"] == "risk"
     assert first.json["seq"] == delivery.event_seq
+
+
+def test_httpx_logs_a_webhooks_origin_never_its_path(conn, migrated_db, caplog):
+    # Slack's and Discord's URLs carry their token in the path: a log at INFO must not hold it.
+    caplog.set_level(logging.INFO, logger="httpx")
+    with receiving(SECRET) as receiver, sender(migrated_db) as send:
+        url = receiver.url.replace("/hook", "/services/T000/B000/token-in-the-path")
+        webhooks.add(conn, "ops", url, events=["*"], secret=SECRET, actor="root")
+        changes.set_policy(conn, "risk", 1, actor="root")
+        assert send.send_due() >= 1
+    logged = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert any("HTTP Request: POST http://127.0.0.1/…" in m for m in logged), logged
+    assert not any("token-in-the-path" in m for m in logged), logged
+    assert all(SECRET not in m for m in logged)
 
 
 def test_a_slack_webhook_gets_text_signed_too_sent_over_a_pool(conn, migrated_db):

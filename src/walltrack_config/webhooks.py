@@ -24,7 +24,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -363,6 +363,43 @@ def _shut(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
+class _UrlShield(logging.Filter):
+    """httpx logs each request's full URL at INFO on its logger; a webhook's URL is a credential (Slack's and
+    Discord's carry their token in the path). While a Sender posts to a URL, httpx's records show its origin only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._sending: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def posting(self, url: str) -> Iterator[None]:
+        url = str(httpx.URL(url))  # as httpx writes it in its record
+        with self._lock:
+            self._sending[url] = self._sending.get(url, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._sending.pop(url) - 1
+                if left:
+                    self._sending[url] = left
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._sending and isinstance(record.args, tuple):
+            record.args = tuple(_origin(a) if str(a) in self._sending else a for a in record.args)
+        return True
+
+
+def _origin(url: object) -> str:
+    parsed = httpx.URL(str(url))
+    return f"{parsed.scheme}://{parsed.host}/…"
+
+
+_SHIELD = _UrlShield()
+logging.getLogger("httpx").addFilter(_SHIELD)
+
+
 class Sender:
     """Sends due deliveries with httpx: used by the server loop and `schedule run`.
 
@@ -441,7 +478,7 @@ class Sender:
                            "X-Walltrack-Signature": sign(claim.secret, timestamp, body)}
                 # No step may take longer than what is left; the watch ends the attempt at its deadline anyway.
                 # Streamed and closed unread: a receiver's answer is its status, however large its body.
-                with self._client.stream("POST", claim.url, content=body, headers=headers,
+                with _SHIELD.posting(claim.url), self._client.stream("POST", claim.url, content=body, headers=headers,
                                          timeout=httpx.Timeout(max(watch.left(), 0.001)), follow_redirects=False,
                                          extensions={"trace": watch.trace}) as response:
                     status = response.status_code
