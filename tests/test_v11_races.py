@@ -295,6 +295,6 @@ def test_plain_sql_editing_two_domains_in_opposite_orders_waits_instead_of_deadl
                 "SELECT stagnation_hours, version FROM walltrack.exit_config WHERE id = %s", [exit_]
             ).fetchone(),
         )
-    # serialised: the transaction that committed last wrote both rows
+    # serialised: the transaction that committed last wrote both rows. (Which one that was, the threads cannot
+    # tell: each appends to `committed` after its COMMIT returned, in whatever order the scheduler runs them.)
     assert final in {((11, 3), (11, 3)), ((22, 3), (22, 3))}
-    assert final[0][0] == committed[-1]
