@@ -31,27 +31,10 @@ REQUEST_ERRORS: Responses = {
 }
 
 
-def policy_json(policy: changes.Policy) -> dict[str, Any]:
-    return {"domain": policy.domain, "approvals": policy.approvals, "updated_by": policy.updated_by,
-            "updated_at": policy.updated_at}
-
-
-def request_json(found: changes.ChangeRequest) -> dict[str, Any]:
-    return {
-        "id": str(found.id), "domain": found.domain, "config_id": str(found.config_id), "version": found.version,
-        "settings_hash": found.settings_hash, "requested_by": found.requested_by, "reason": found.reason,
-        "status": found.status, "created_at": found.created_at, "decided_at": found.decided_at,
-        "decisions": [{"approver": d.approver, "decision": d.decision, "comment": d.comment, "at": d.at,
-                       "db_user": d.db_user} for d in found.decisions],
-        "required": found.required, "approved_by": list(found.approved_by), "missing": found.missing,
-        "draft_name": found.draft_name, "current": found.current,
-    }
-
-
 @router.get("/policies", response_model=list[PolicyOut])
 def list_policies(who: Reader, conn: Connection) -> list[dict[str, Any]]:
     """Each domain's approval policy: how many approvals a draft needs before it goes live."""
-    return [policy_json(p) for p in changes.policies(conn)]
+    return [p.json() for p in changes.policies(conn)]
 
 
 @router.put("/policies/{domain}", response_model=PolicyOut, responses={
@@ -59,7 +42,7 @@ def list_policies(who: Reader, conn: Connection) -> list[dict[str, Any]]:
 def set_policy(domain: DomainPath, body: PolicyIn, who: Admin, conn: Connection) -> dict[str, Any]:
     """Set how many approvals (0 to 5) a draft of the domain needs before it goes live (a policy_changed event)."""
     policy = changes.set_policy(conn, domain_of(domain), body.approvals, actor=who.actor, reason=body.reason)
-    return policy_json(policy)
+    return policy.json()
 
 
 @router.post("/config/{domain}/drafts/{ref}/requests", response_model=ChangeRequestOut, status_code=201,
@@ -77,7 +60,7 @@ def create_request(request: Request, response: Response, domain: DomainPath, ref
     draft = lifecycle.resolve(conn, domain, ref)
     made = changes.request(conn, domain, draft.id, version, actor=who.actor, reason=body.reason)
     response.headers["Location"] = str(request.url_for("get_request", request_id=str(made.id)))
-    return request_json(made)
+    return made.json()
 
 
 @router.get("/requests", response_model=list[ChangeRequestOut])
@@ -87,23 +70,23 @@ def list_requests(who: Reader, conn: Connection, domain: DomainName | None = Non
                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     """Change requests, newest first: the pending ones unless asked otherwise."""
     chosen = None if status == "all" else status
-    return [request_json(r) for r in changes.requests(conn, domain=domain, status=chosen, limit=limit)]
+    return [r.json() for r in changes.requests(conn, domain=domain, status=chosen, limit=limit)]
 
 
 @router.get("/requests/{request_id}", response_model=ChangeRequestOut, responses=REQUEST_ERRORS)
 def get_request(request_id: RequestPath, who: Reader, conn: Connection) -> dict[str, Any]:
     """One change request, with its decisions and what it still needs."""
-    return request_json(changes.get(conn, request_id))
+    return changes.get(conn, request_id).json()
 
 
 @router.post("/requests/{request_id}/approve", response_model=ChangeRequestOut, responses=REQUEST_ERRORS)
 def approve(request_id: RequestPath, who: Operator, conn: Connection,
             body: ApproveIn | None = None) -> dict[str, Any]:
     """Approve as yourself (not the requester); approving twice counts once."""
-    return request_json(changes.approve(conn, request_id, actor=who.actor, comment=body.comment if body else None))
+    return changes.approve(conn, request_id, actor=who.actor, comment=body.comment if body else None).json()
 
 
 @router.post("/requests/{request_id}/reject", response_model=ChangeRequestOut, responses=REQUEST_ERRORS)
 def reject(request_id: RequestPath, body: RejectIn, who: Operator, conn: Connection) -> dict[str, Any]:
     """Reject, with a comment: the request is closed (the draft stays; a new request may follow)."""
-    return request_json(changes.reject(conn, request_id, actor=who.actor, comment=body.comment))
+    return changes.reject(conn, request_id, actor=who.actor, comment=body.comment).json()

@@ -31,7 +31,6 @@ from ..schemas import (
     ScheduleOut,
 )
 from . import fleet as fleet_routes
-from . import schedules as schedule_routes
 from ._shared import ROW_NOT_FOUND, DomainPath, RefPath, Responses, domain_of, if_match, live, row_json, with_etag
 from .fleet import WaitApplied
 
@@ -175,7 +174,7 @@ def _schedule(request: Request, domain: str, ref: str, body: ActivateIn, who: Pr
         except InvalidValue as exc:  # the database names its argument run_at; here it is the body's `at`
             raise InvalidValue(exc.table, [FieldError("at", e.message.removeprefix("run_at ")) if e.field == "run_at"
                                            else e for e in exc.errors]) from exc
-    answer = ScheduleOut.model_validate(schedule_routes.schedule_json(made))
+    answer = ScheduleOut.model_validate(made.json())
     location = str(request.url_for("get_schedule", schedule_id=str(made.id)))
     return JSONResponse(jsonable_encoder(answer), status_code=202, headers={"Location": location})
 

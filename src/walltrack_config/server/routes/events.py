@@ -15,12 +15,6 @@ from ..schemas import EventKind, EventOut
 router = APIRouter(tags=["events"])
 
 
-def event_json(event: events.Event) -> dict[str, Any]:
-    return {"seq": event.seq, "kind": event.kind, "domain": event.domain,
-            "subject": None if event.subject is None else str(event.subject), "actor": event.actor,
-            "db_user": event.db_user, "at": event.at, "payload": event.payload}
-
-
 @router.get("/events", response_model=list[EventOut])
 def list_events(who: Reader, conn: Connection,
                 after: Annotated[int | None, Query(ge=0, le=2**63 - 1, description=(
@@ -30,4 +24,4 @@ def list_events(who: Reader, conn: Connection,
                 domain: DomainName | None = None,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     """Change events in the order they happened."""
-    return [event_json(e) for e in events.events(conn, after=after, kinds=kind, domain=domain, limit=limit)]
+    return [e.json() for e in events.events(conn, after=after, kinds=kind, domain=domain, limit=limit)]

@@ -25,15 +25,6 @@ SCHEDULE_ERRORS: Responses = {
 }
 
 
-def schedule_json(found: schedules.Schedule) -> dict[str, Any]:
-    return {
-        "id": str(found.id), "domain": found.domain, "config_id": str(found.config_id), "version": found.version,
-        "run_at": found.run_at, "created_by": found.created_by, "reason": found.reason, "status": found.status,
-        "outcome": found.outcome, "created_at": found.created_at, "finished_at": found.finished_at,
-        "draft_name": found.draft_name,
-    }
-
-
 @router.get("/schedules", response_model=list[ScheduleOut])
 def list_schedules(who: Reader, conn: Connection, domain: DomainName | None = None,
                    status: Annotated[ScheduleStatus | Literal["all"], Query(
@@ -41,17 +32,17 @@ def list_schedules(who: Reader, conn: Connection, domain: DomainName | None = No
                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     """Scheduled activations: the pending ones, soonest first, unless asked otherwise."""
     chosen = None if status == "all" else status
-    return [schedule_json(s) for s in schedules.schedules(conn, domain=domain, status=chosen, limit=limit)]
+    return [s.json() for s in schedules.schedules(conn, domain=domain, status=chosen, limit=limit)]
 
 
 @router.get("/schedules/{schedule_id}", response_model=ScheduleOut, responses=SCHEDULE_ERRORS)
 def get_schedule(schedule_id: SchedulePath, who: Reader, conn: Connection) -> dict[str, Any]:
     """One scheduled activation, and what came of it."""
-    return schedule_json(schedules.get(conn, schedule_id))
+    return schedules.get(conn, schedule_id).json()
 
 
 @router.delete("/schedules/{schedule_id}", response_model=ScheduleOut, responses=SCHEDULE_ERRORS)
 def cancel_schedule(schedule_id: SchedulePath, who: Operator, conn: Connection,
                     body: CancelIn | None = None) -> dict[str, Any]:
     """Cancel a pending scheduled activation (the draft stays a draft); the answer is the cancelled schedule."""
-    return schedule_json(schedules.cancel(conn, schedule_id, actor=who.actor, reason=body.reason if body else None))
+    return schedules.cancel(conn, schedule_id, actor=who.actor, reason=body.reason if body else None).json()

@@ -20,23 +20,10 @@ router = APIRouter(tags=["webhooks"])
 NamePath = Annotated[str, Path(max_length=200, description="The webhook's name.")]
 
 
-def webhook_json(hook: webhooks.Webhook) -> dict[str, Any]:
-    return {"id": str(hook.id), "name": hook.name, "url": hook.url, "events": list(hook.events),
-            "format": hook.format, "enabled": hook.enabled, "created_by": hook.created_by,
-            "created_at": hook.created_at}
-
-
-def delivery_json(sent: webhooks.Delivery) -> dict[str, Any]:
-    return {"id": sent.id, "webhook": sent.webhook, "kind": sent.kind, "event_seq": sent.event_seq,
-            "status": sent.status, "attempts": sent.attempts, "last_status": sent.last_status,
-            "last_error": sent.last_error, "created_at": sent.created_at, "delivered_at": sent.delivered_at,
-            "next_attempt_at": sent.next_attempt_at}
-
-
 @router.get("/webhooks", response_model=list[WebhookOut])
 def list_webhooks(who: Admin, conn: Connection) -> list[dict[str, Any]]:
     """Every webhook, without its secret."""
-    return [webhook_json(h) for h in webhooks.webhooks(conn)]
+    return [h.json() for h in webhooks.webhooks(conn)]
 
 
 @router.post("/webhooks", response_model=NewWebhookOut, status_code=201, responses={
@@ -46,7 +33,7 @@ def add_webhook(body: WebhookIn, who: Admin, conn: Connection) -> dict[str, Any]
     """A new webhook; its signing secret (given, or made when omitted) is in this answer only, never again."""
     hook, secret = webhooks.add(conn, body.name, body.url, events=list(body.events), secret=body.secret,
                                 format=body.format, actor=who.actor)
-    return {**webhook_json(hook), "secret": secret}
+    return {**hook.json(), "secret": secret}
 
 
 @router.delete("/webhooks/{name}", status_code=204, responses={404: {"description": "No such webhook."}})
@@ -62,4 +49,4 @@ def list_deliveries(who: Admin, conn: Connection,
                     status: DeliveryStatus | None = None,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
     """Deliveries, newest first: to whom, which event, how many attempts, the receiver's last answer."""
-    return [delivery_json(d) for d in webhooks.deliveries(conn, webhook=webhook, status=status, limit=limit)]
+    return [d.json() for d in webhooks.deliveries(conn, webhook=webhook, status=status, limit=limit)]
